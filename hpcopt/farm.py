@@ -1,0 +1,370 @@
+"""The task farm: the one place where tasks and results cross MPI.
+
+Dynamic mode: rank 0 (coordinator) hands out chunks of tasks, worker ranks
+return result rows; failures are retried on another rank; a worker that sends
+REPORT during a task gets a DECISION back (HPO pruning).  Static mode: each
+rank evaluates a contiguous range of tasks, streaming it in chunks, and the
+rows meet at rank 0 (or go straight into a parallel HDF5 file) once per chunk
+round.  At world size 1 the coordinator evaluates tasks itself.
+
+What a task *is* stays outside: a :class:`TaskSource` on rank 0 decides what to
+evaluate next and receives final rows, an :class:`Evaluator` on every rank
+turns a task into an outcome.  Neither calls MPI.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple, Protocol
+
+import numpy as np
+
+from .mpi import tags
+from .mpi.runtime import (World, any_source, any_tag, poll, recv_quietly, send_quietly,
+                          stop_requested)
+from .partition import chunks, rank_range
+from .store import schema
+
+
+@dataclass
+class Task:
+    task_id: int
+    attempt: int = 0
+    payload: Any = None        # campaign data (HPO: params); sweeps derive starts from the id
+    avoid_rank: int = -1       # a retried task prefers another rank than the one that failed
+
+
+class Outcome(NamedTuple):
+    status: int                # schema.OK / FAILED / TIMEOUT / PRUNED
+    values: dict               # campaign columns of the result row
+    message: str = ""
+
+
+class Evaluator(Protocol):
+    def evaluate(self, task: Task, report: Callable[[int, float], bool]) -> Outcome: ...
+
+
+class TaskSource(Protocol):
+    """The coordinator-side policy (sweep order, HPO sampler...)."""
+
+    def next_task(self) -> Task | None:
+        """The next task to run, or None if there is none right now."""
+
+    def exhausted(self) -> bool:
+        """True once no further task will ever be produced."""
+
+    def on_result(self, row: np.void) -> None:
+        """A final row (ok, or failed after retries)."""
+
+    def on_report(self, task_id: int, step: int, value: float) -> bool:
+        """An intermediate value; return True to stop the task (prune)."""
+
+
+@dataclass
+class FarmOptions:
+    chunk_size: int = 1
+    max_retries: int = 0
+    task_timeout: float | None = None   # seconds of wall time per task attempt
+    result_interval: float = 0.2        # a worker sends finished rows at least this often
+
+
+# ---------------------------------------------------------------------------------------
+# evaluating one task (every rank)
+
+class TaskTimeout(Exception):
+    pass
+
+
+class _time_limit:
+    """Raise TaskTimeout in the main thread after `seconds` (SIGALRM; Python-level code).
+
+    Code that never returns to the interpreter (a C loop) is not interrupted:
+    run such objectives with process isolation.
+    """
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds if (seconds and threading.current_thread() is threading.main_thread()) else None
+
+    def _fire(self, signum, frame):
+        raise TaskTimeout(f"task exceeded its time limit of {self.seconds:g} s")
+
+    def __enter__(self):
+        if self.seconds:
+            self._old = signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc):
+        if self.seconds:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._old)
+        return False
+
+
+def run_task(evaluator: Evaluator, task: Task, dtype: np.dtype, rank: int,
+             timeout: float | None, report: Callable[[int, float], bool]) -> np.ndarray:
+    """Evaluate one task and build its result row; exceptions become data."""
+    t0 = time.time()
+    try:
+        with _time_limit(timeout):
+            outcome = evaluator.evaluate(task, report)
+    except TaskTimeout as exc:
+        outcome = Outcome(schema.TIMEOUT, {}, str(exc))
+    except Exception as exc:  # the objective's failure is a result, not a crash
+        outcome = Outcome(schema.FAILED, {}, f"{type(exc).__name__}: {exc}")
+    status, values, message = outcome
+    objective = values.get("objective")
+    if status == schema.OK and objective is not None and not math.isfinite(float(objective)):
+        status, message = schema.FAILED, f"objective is not finite ({objective})"
+    row = schema.empty_rows(dtype, [task.task_id])
+    for name, value in values.items():
+        row[name] = value
+    row["status"] = status
+    row["attempts"] = task.attempt + 1
+    row["rank"] = rank
+    row["t_start"] = t0
+    row["wall"] = time.time() - t0
+    row["message"] = schema.encode_message(message)
+    return row
+
+
+def _never_stop(step: int, value: float) -> bool:
+    return False
+
+
+# ---------------------------------------------------------------------------------------
+# dynamic mode
+
+@dataclass
+class FarmStats:
+    tasks_done: int = 0
+    retries: int = 0
+    interrupted: bool = False
+    worker_busy: dict[int, float] = field(default_factory=dict)
+
+
+def run_dynamic(world: World, *, source: TaskSource | None, evaluator: Evaluator,
+                dtype: np.dtype, options: FarmOptions) -> FarmStats:
+    """Run the farm on every rank; `source` is only used (and needed) on rank 0."""
+    if world.size == 1:
+        return _run_local(world, source, evaluator, dtype, options)
+    if world.is_root:
+        return _Coordinator(world, source, dtype, options).run()
+    _run_worker(world, evaluator, dtype, options)
+    return FarmStats()
+
+
+def _finalize(source: TaskSource, row: np.ndarray, payload: Any, retry: deque,
+              options: FarmOptions, stats: FarmStats, rank: int) -> None:
+    """Retry a failed row (not timeouts or prunes) or hand the final row to the source."""
+    r = row[0]
+    if r["status"] == schema.FAILED and int(r["attempts"]) <= options.max_retries:
+        retry.append(Task(int(r["task_id"]), int(r["attempts"]), payload, avoid_rank=rank))
+        stats.retries += 1
+        return
+    stats.tasks_done += 1
+    source.on_result(r)
+
+
+def _run_local(world, source, evaluator, dtype, options) -> FarmStats:
+    stats = FarmStats()
+    retry: deque[Task] = deque()
+    while not stop_requested():
+        task = retry.popleft() if retry else source.next_task()
+        if task is None:
+            if source.exhausted():
+                break
+            raise RuntimeError("task source has nothing to run and nothing pending at world size 1")
+        report = (lambda step, value, tid=task.task_id: source.on_report(tid, step, value))
+        row = run_task(evaluator, task, dtype, world.rank, options.task_timeout, report)
+        _finalize(source, row, task.payload, retry, options, stats, world.rank)
+    stats.interrupted = stop_requested()
+    return stats
+
+
+class _Coordinator:
+    """Rank 0 of dynamic mode: hands out chunks, collects rows, retries, answers reports."""
+
+    def __init__(self, world: World, source: TaskSource, dtype: np.dtype, options: FarmOptions):
+        self.world, self.source, self.dtype, self.options = world, source, dtype, options
+        self.workers = list(range(1, world.size))
+        self.outstanding: dict[int, dict[int, Task]] = {w: {} for w in self.workers}
+        self.retry: deque[Task] = deque()
+        self.stats = FarmStats()
+        # keep each worker two chunks ahead so it never waits for the coordinator
+        self.window = max(2 * options.chunk_size, 2)
+
+    def run(self) -> FarmStats:
+        comm = self.world.comm
+        stopping = False
+        live = set(self.workers)       # workers that have not yet sent their final rows
+        started = set()
+        while live:
+            if not stopping and stop_requested():
+                stopping = True
+                self.stats.interrupted = True
+                self._broadcast_stop(live)
+            elif not stopping and self._finished():
+                stopping = True
+                self._broadcast_stop(live)
+            got = recv_quietly(comm, any_source(), any_tag(), timeout=0.5)
+            if got is None:
+                continue
+            msg, src, tag = got
+            if tag == tags.READY:
+                started.add(src)
+            elif tag == tags.RESULTS:
+                rows, final = msg
+                self._take_rows(src, rows)
+                if final:
+                    live.discard(src)
+            elif tag == tags.REPORT:
+                task_id, step, value = msg
+                decision = bool(self.source.on_report(task_id, step, value))
+                send_quietly(comm, decision, src, tags.DECISION)
+                continue
+            if not stopping:
+                self._top_up_all(started)
+        return self.stats
+
+    def _finished(self) -> bool:
+        return (not self.retry and self.source.exhausted()
+                and not any(self.outstanding[w] for w in self.workers))
+
+    def _take_rows(self, src: int, rows: np.ndarray | None) -> None:
+        if rows is None or len(rows) == 0:
+            return
+        for i in range(len(rows)):
+            task = self.outstanding[src].pop(int(rows[i]["task_id"]), None)
+            _finalize(self.source, rows[i:i + 1], task.payload if task else None, self.retry,
+                      self.options, self.stats, src)
+
+    def _next_for(self, worker: int) -> Task | None:
+        for i, task in enumerate(self.retry):
+            if task.avoid_rank != worker or len(self.workers) == 1:
+                del self.retry[i]
+                return task
+        return self.source.next_task()
+
+    def _top_up_all(self, started: set[int]) -> None:
+        for w in self.workers:
+            if w in started:
+                self._top_up(w)
+
+    def _top_up(self, worker: int) -> None:
+        room = self.window - len(self.outstanding[worker])
+        if room < self.options.chunk_size and self.outstanding[worker]:
+            return
+        batch = []
+        while len(batch) < min(room, self.options.chunk_size):
+            task = self._next_for(worker)
+            if task is None:
+                break
+            batch.append(task)
+        if batch:
+            for task in batch:
+                self.outstanding[worker][task.task_id] = task
+            send_quietly(self.world.comm, batch, worker, tags.TASKS)
+
+    def _broadcast_stop(self, live: set[int]) -> None:
+        for w in sorted(live):
+            send_quietly(self.world.comm, None, w, tags.STOP)
+
+
+def _run_worker(world: World, evaluator: Evaluator, dtype: np.dtype, options: FarmOptions) -> None:
+    comm = world.comm
+    send_quietly(comm, None, 0, tags.READY)
+    queue: deque[Task] = deque()
+    finished: list[np.ndarray] = []
+    last_send = time.monotonic()
+    stop = False
+
+    def report(task_id: int, step: int, value: float) -> bool:
+        send_quietly(comm, (task_id, int(step), float(value)), 0, tags.REPORT)
+        decision, _, _ = recv_quietly(comm, 0, tags.DECISION)
+        return bool(decision)
+
+    def take(msg, tag) -> None:
+        nonlocal stop
+        if tag == tags.TASKS:
+            queue.extend(msg)
+        elif tag == tags.STOP:
+            stop = True
+
+    def send(final: bool) -> None:
+        nonlocal last_send
+        rows = np.concatenate(finished) if finished else np.zeros(0, dtype=dtype)
+        finished.clear()
+        send_quietly(comm, (rows, final), 0, tags.RESULTS)
+        last_send = time.monotonic()
+
+    while True:
+        while (got := poll(comm, 0, tags.TASKS)) or (got := poll(comm, 0, tags.STOP)):
+            take(got[0], got[2])
+        if stop:  # finish nothing more: unstarted tasks stay pending (resume redoes them)
+            send(final=True)
+            return
+        if queue:
+            task = queue.popleft()
+            finished.append(run_task(evaluator, task, dtype, world.rank, options.task_timeout,
+                                     lambda step, value, tid=task.task_id: report(tid, step, value)))
+            if (not queue or len(finished) >= options.chunk_size
+                    or time.monotonic() - last_send >= options.result_interval):
+                send(final=False)
+        else:
+            msg, _, tag = recv_quietly(comm, 0, any_tag())
+            take(msg, tag)
+
+
+# ---------------------------------------------------------------------------------------
+# static mode
+
+def run_static(world: World, *, n_tasks: int, done: np.ndarray, evaluator: Evaluator,
+               dtype: np.dtype, options: FarmOptions,
+               write_rows: Callable[[np.ndarray], None], parallel_write: bool) -> FarmStats:
+    """Rank-partitioned evaluation in lockstep chunk rounds.
+
+    Every rank owns ``rank_range(n_tasks, size, rank)`` and evaluates it chunk by
+    chunk with no messages during a chunk.  After each round the rows meet:
+    each rank writes its own (parallel HDF5) or rank 0 gathers and writes them.
+    A stop signal on any rank ends the campaign after the current round.
+    Failed tasks are retried on the same rank (there is no coordinator to move them).
+    """
+    stats = FarmStats()
+    start, stop = rank_range(n_tasks, world.size, world.rank)
+    mine = [(a, b) for a, b in chunks(start, stop, options.chunk_size)] if stop > start else []
+    longest = max(math.ceil((e - s) / options.chunk_size)
+                  for s, e in (rank_range(n_tasks, world.size, r) for r in range(world.size)))
+    for round_no in range(longest):
+        rows = []
+        if round_no < len(mine):
+            a, b = mine[round_no]
+            for task_id in range(a, b):
+                if done[task_id]:
+                    continue
+                attempt = 0
+                while True:
+                    row = run_task(evaluator, Task(task_id, attempt), dtype, world.rank,
+                                   options.task_timeout, _never_stop)
+                    if row[0]["status"] != schema.FAILED or attempt >= options.max_retries:
+                        break
+                    attempt += 1
+                    stats.retries += 1
+                rows.append(row)
+        local = np.concatenate(rows) if rows else np.zeros(0, dtype=dtype)
+        if parallel_write:
+            write_rows(local)
+        else:
+            gathered = world.gather(local)
+            if world.is_root:
+                write_rows(np.concatenate(gathered))
+        stats.tasks_done += len(local)
+        if world.any_flag(stop_requested()):
+            stats.interrupted = True
+            break
+    return stats

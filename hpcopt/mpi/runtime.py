@@ -1,0 +1,206 @@
+"""The SPMD runtime: the world, quiet waits, clean abort, stop signals.
+
+Everything that touches MPI directly (besides the farm protocol in
+:mod:`hpcopt.farm`) lives here.  Three rules it enforces:
+
+* a rank that waits does not burn a core: waits poll a non-blocking request
+  and sleep with exponential backoff (MPICH and Open MPI spin at 100 % inside
+  blocking calls, which on an oversubscribed node slows the ranks that compute);
+* an uncaught error on any rank prints one message (rank, host, exception,
+  traceback) and aborts the whole job with exit status 1: never a hang;
+* SIGTERM and SIGUSR1 (what SLURM sends before the time limit) only set a flag;
+  campaigns poll it, checkpoint and stop cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+#: backoff bounds of every quiet wait (seconds): the first polls are fast so a
+#: reply that is already on its way costs little, idle ranks settle at ~2 ms sleeps
+BACKOFF_MIN = 20e-6
+BACKOFF_MAX = 2e-3
+
+
+def _mpi():
+    from mpi4py import MPI  # imported lazily: report/analysis code never needs MPI
+    return MPI
+
+
+@dataclass
+class World:
+    """MPI_COMM_WORLD with rank, size and host name at hand."""
+
+    comm: Any
+    rank: int
+    size: int
+    host: str
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    # -- quiet (non-spinning) collectives and waits --------------------------------
+    def wait(self, request) -> Any:
+        """Wait for a non-blocking request, sleeping with backoff; return its message."""
+        return wait_quietly(request)
+
+    def barrier(self) -> None:
+        wait_quietly(self.comm.Ibarrier())
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        """Broadcast a Python object; the other ranks wait without spinning first."""
+        if self.size == 1:
+            return obj
+        self.barrier()
+        return self.comm.bcast(obj, root=root)
+
+    def gather(self, obj: Any, root: int = 0) -> list | None:
+        if self.size == 1:
+            return [obj]
+        self.barrier()
+        return self.comm.gather(obj, root=root)
+
+    def any_flag(self, flag: bool) -> bool:
+        """True on every rank if `flag` is True on any rank (a quiet Allreduce)."""
+        if self.size == 1:
+            return bool(flag)
+        import numpy as np
+        MPI = _mpi()
+        send = np.array([1 if flag else 0], dtype=np.int32)
+        recv = np.zeros(1, dtype=np.int32)
+        wait_quietly(self.comm.Iallreduce(send, recv, op=MPI.MAX))
+        return bool(recv[0])
+
+    def abort(self, code: int = 1) -> None:
+        self.comm.Abort(code)
+
+
+def wait_quietly(request) -> Any:
+    """Poll `request.test()` with exponential backoff sleeps; return the received object."""
+    delay = BACKOFF_MIN
+    while True:
+        done, msg = request.test()
+        if done:
+            return msg
+        time.sleep(delay)
+        delay = min(delay * 2, BACKOFF_MAX)
+
+
+_WORLD: World | None = None
+
+
+def get_world() -> World:
+    """Initialise MPI (singleton mode without a launcher) and return the world."""
+    global _WORLD
+    if _WORLD is None:
+        MPI = _mpi()
+        comm = MPI.COMM_WORLD
+        _WORLD = World(comm=comm, rank=comm.Get_rank(), size=comm.Get_size(),
+                       host=socket.gethostname())
+    return _WORLD
+
+
+# -- stop signals -------------------------------------------------------------------
+_STOP = {"signal": None}
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+def install_stop_handlers() -> None:
+    """SIGTERM/SIGUSR1 set a flag instead of killing the rank (checkpoint, then exit)."""
+    def handler(signum, frame):
+        _STOP["signal"] = signum
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
+
+
+def stop_requested() -> bool:
+    return _STOP["signal"] is not None
+
+
+def stop_signal_name() -> str | None:
+    sig = _STOP["signal"]
+    return signal.Signals(sig).name if sig is not None else None
+
+
+def reset_stop() -> None:
+    _STOP["signal"] = None
+
+
+# -- errors end the whole job --------------------------------------------------------
+def format_error(world_rank: int, host: str, exc: BaseException) -> str:
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return (f"hpcopt: error on rank {world_rank} ({host}): {type(exc).__name__}: {exc}\n"
+            f"{tb.rstrip()}\n")
+
+
+def run_spmd(main: Callable[[World], int]) -> int:
+    """Run `main(world)` on every rank; any uncaught exception aborts the whole job.
+
+    `main` returns the exit status.  Errors that every rank agreed on (a bad config
+    is validated on rank 0 and broadcast) are returned as status 2 by `main`
+    itself; an exception escaping here is unexpected, so the rank prints one
+    message and calls MPI_Abort, which ends every rank (exit status 1).
+    """
+    world = get_world()
+    try:
+        return main(world)
+    except BaseException as exc:  # noqa: BLE001 - the last line of defence
+        if isinstance(exc, SystemExit) and exc.code in (0, None):
+            raise
+        sys.stderr.write(format_error(world.rank, world.host, exc))
+        sys.stderr.flush()
+        sys.stdout.flush()
+        if world.size > 1:
+            world.abort(1)
+        os._exit(1)
+
+
+def recv_quietly(comm, source: int, tag: int, *, timeout: float | None = None):
+    """Receive (obj, source, tag) of the next matching message, sleeping with backoff.
+
+    Returns None when `timeout` seconds pass without a message (so a caller can
+    look at its clock, stop flags or deadlines between polls).
+    """
+    MPI = _mpi()
+    status = MPI.Status()
+    delay = BACKOFF_MIN
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        message = comm.improbe(source=source, tag=tag, status=status)
+        if message is not None:
+            return message.recv(), status.Get_source(), status.Get_tag()
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        time.sleep(delay)
+        delay = min(delay * 2, BACKOFF_MAX)
+
+
+def poll(comm, source: int, tag: int):
+    """(obj, source, tag) of a message that has already arrived, else None (never waits)."""
+    MPI = _mpi()
+    status = MPI.Status()
+    message = comm.improbe(source=source, tag=tag, status=status)
+    if message is None:
+        return None
+    return message.recv(), status.Get_source(), status.Get_tag()
+
+
+def send_quietly(comm, obj: Any, dest: int, tag: int) -> None:
+    """Send without spinning if the receiver is not ready (large messages are not eager)."""
+    wait_quietly(comm.isend(obj, dest=dest, tag=tag))
+
+
+def any_source() -> int:
+    return _mpi().ANY_SOURCE
+
+
+def any_tag() -> int:
+    return _mpi().ANY_TAG

@@ -1,0 +1,225 @@
+"""Create, resume and write hpcopt result files (serial or parallel HDF5).
+
+Two write paths with identical file contents:
+
+* serial h5py (the PyPI wheel): only rank 0 opens the file; other ranks send
+  their rows to rank 0;
+* MPI-enabled h5py: every rank opens the file with ``driver="mpio"``; file and
+  table creation and attribute updates are collective, rows are written
+  in place by whichever rank holds them (independent I/O into preallocated
+  contiguous tables, so writing rows never touches file metadata).
+
+All methods are called on every rank; ranks without a file handle do nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .. import __version__
+from ..errors import ResultFileError
+from . import schema
+
+
+def h5py_has_mpi() -> bool:
+    return bool(h5py.get_config().mpi)
+
+
+def slurm_attrs() -> dict[str, str]:
+    names = {"SLURM_JOB_ID": "slurm_job_id", "SLURM_ARRAY_JOB_ID": "slurm_array_job_id",
+             "SLURM_ARRAY_TASK_ID": "slurm_array_task_id", "SLURM_JOB_NODELIST": "slurm_nodelist"}
+    return {attr: os.environ[env] for env, attr in names.items() if os.environ.get(env)}
+
+
+@dataclass
+class TableSpec:
+    """A table to allocate: dtype, number of rows, and attributes (JSON-able values)."""
+
+    dtype: np.dtype
+    n_rows: int
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def _attr_value(value: Any) -> Any:
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    return value
+
+
+def check_existing(path: Path, *, kind: str, config_hash: str | None) -> dict:
+    """Validate a file for --resume; return its root attributes. Raises ResultFileError."""
+    if not path.exists():
+        raise ResultFileError(f"{path}: --resume given but the result file does not exist")
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+            tables = set(f.keys())
+    except OSError as exc:
+        raise ResultFileError(f"{path}: not a readable HDF5 file ({exc}); it may be truncated "
+                              "or corrupted") from None
+    if schema.ATTR_KIND not in attrs or schema.ATTR_FORMAT not in attrs:
+        raise ResultFileError(f"{path}: not an hpcopt result file (no '{schema.ATTR_KIND}' or "
+                              f"'{schema.ATTR_FORMAT}' attribute)")
+    if int(attrs[schema.ATTR_FORMAT]) > schema.FORMAT_VERSION:
+        raise ResultFileError(
+            f"{path}: written by a newer hpcopt ({attrs.get(schema.ATTR_VERSION)}, format "
+            f"{attrs[schema.ATTR_FORMAT]}); this is hpcopt {__version__} (format "
+            f"{schema.FORMAT_VERSION}): upgrade hpcopt to resume it")
+    if attrs[schema.ATTR_KIND] != kind:
+        raise ResultFileError(f"{path}: holds a {attrs[schema.ATTR_KIND]!r} campaign, not {kind!r}")
+    if config_hash is not None and attrs.get(schema.ATTR_CONFIG_HASH) != config_hash:
+        raise ResultFileError(f"{path}: was written with a different config; --resume needs the "
+                              "same config (use another -o path, or --force to start over)")
+    if schema.MAIN_TABLE[kind] not in tables:
+        raise ResultFileError(f"{path}: has no '{schema.MAIN_TABLE[kind]}' table; it may be "
+                              "corrupted")
+    return attrs
+
+
+def check_new_output(path: Path, *, force: bool) -> None:
+    """A new campaign may not overwrite a file unless --force; the directory must be writable."""
+    if path.exists() and not force:
+        raise ResultFileError(f"{path}: result file exists; use --resume to continue it or "
+                              "--force to overwrite it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ResultFileError(f"{path}: cannot create output directory: {exc}") from None
+    if not os.access(parent, os.W_OK):
+        raise ResultFileError(f"{path}: output directory {parent} is not writable")
+
+
+class ResultStore:
+    """A result file shared by all ranks (see module docstring for the two paths)."""
+
+    def __init__(self, world, path: str | Path, *, parallel: bool | None = None):
+        self.world = world
+        self.path = Path(path)
+        self.parallel = (h5py_has_mpi() and world.size > 1) if parallel is None else parallel
+        self.file: h5py.File | None = None
+
+    @property
+    def holds_file(self) -> bool:
+        return self.parallel or self.world.is_root
+
+    def _open(self, mode: str) -> None:
+        if not self.holds_file:
+            return
+        kwargs: dict[str, Any] = {}
+        if self.parallel:
+            kwargs.update(driver="mpio", comm=self.world.comm)
+        else:
+            kwargs.update(locking=False)  # readers (hpcopt report) may look while we write
+        self.file = h5py.File(self.path, mode, **kwargs)
+
+    # -- lifecycle ------------------------------------------------------------------
+    def create(self, *, kind: str, config_text: str, config_hash: str, seed: int,
+               tables: dict[str, TableSpec], attrs: dict[str, Any] | None = None) -> None:
+        """Create the file (collectively), allocate every table, status 'running'."""
+        self._open("w")
+        if self.file is None:
+            return
+        f = self.file
+        root = {schema.ATTR_KIND: kind, schema.ATTR_STATUS: "running",
+                schema.ATTR_CONFIG: config_text, schema.ATTR_CONFIG_HASH: config_hash,
+                schema.ATTR_VERSION: __version__, schema.ATTR_FORMAT: schema.FORMAT_VERSION,
+                schema.ATTR_CREATED: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                schema.ATTR_WORLD: self.world.size, schema.ATTR_SEED: seed,
+                schema.ATTR_HOST: socket.gethostname(), **slurm_attrs(), **(attrs or {})}
+        for k, v in root.items():
+            f.attrs[k] = _attr_value(v)
+        for name, spec in tables.items():
+            ds = f.create_dataset(name, shape=(spec.n_rows,), dtype=spec.dtype)
+            for k, v in spec.attrs.items():
+                ds.attrs[k] = _attr_value(v)
+            # pending rows with their task ids, written in slices to bound memory
+            step = 65536
+            lo, hi = 0, spec.n_rows
+            if self.parallel:
+                from ..partition import rank_range
+                lo, hi = rank_range(spec.n_rows, self.world.size, self.world.rank)
+            for a in range(lo, hi, step):
+                b = min(a + step, hi)
+                ds[a:b] = schema.empty_rows(spec.dtype, np.arange(a, b))
+        f.flush()
+
+    def resume(self, *, world_size: int) -> None:
+        """Reopen an existing file (validated beforehand) and mark it running again."""
+        self._open("r+")
+        if self.file is None:
+            return
+        self.file.attrs[schema.ATTR_STATUS] = "running"
+        self.file.attrs[schema.ATTR_WORLD] = world_size
+        n = int(self.file.attrs.get("resumes", 0)) + 1
+        self.file.attrs["resumes"] = n
+        self.file.flush()
+
+    def close(self, status: str) -> None:
+        if self.file is None:
+            return
+        self.file.attrs[schema.ATTR_STATUS] = status
+        self.file.close()
+        self.file = None
+
+    # -- rows -----------------------------------------------------------------------
+    def read_column(self, table: str, column: str) -> np.ndarray | None:
+        if self.file is None:
+            return None
+        return self.file[table].fields(column)[:]
+
+    def read_rows(self, table: str, start: int = 0, stop: int | None = None) -> np.ndarray | None:
+        if self.file is None:
+            return None
+        return self.file[table][start:stop]
+
+    def write_rows(self, table: str, rows: np.ndarray) -> None:
+        """Write rows at the positions given by their task ids (independent I/O)."""
+        if len(rows) == 0:
+            return
+        if self.file is None:
+            raise RuntimeError(f"rank {self.world.rank} holds no file handle to write rows")
+        ds = self.file[table]
+        order = np.argsort(rows["task_id"], kind="stable")
+        rows = rows[order]
+        ids = rows["task_id"]
+        if ids[-1] - ids[0] + 1 == len(ids):  # one contiguous block: a single slice write
+            ds[int(ids[0]):int(ids[-1]) + 1] = rows
+        else:
+            for lo, hi in _runs(ids):
+                ds[int(ids[lo]):int(ids[lo]) + (hi - lo)] = rows[lo:hi]
+
+    def flush(self) -> None:
+        """Make written rows durable for readers (serial path; mpio writes go straight out)."""
+        if self.file is not None and not self.parallel:
+            self.file.flush()
+
+    def set_attrs(self, obj: str, attrs: dict[str, Any]) -> None:
+        """Set attributes of '/' or a group/table (collective in parallel mode)."""
+        if self.file is None:
+            return
+        target = self.file[obj] if obj != "/" else self.file
+        for k, v in attrs.items():
+            target.attrs[k] = _attr_value(v)
+
+    def ensure_group(self, name: str) -> None:
+        if self.file is not None and name not in self.file:
+            self.file.create_group(name)
+
+
+def _runs(ids: np.ndarray):
+    """(lo, hi) index ranges of consecutive task ids in a sorted array."""
+    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+    edges = np.concatenate(([0], breaks, [len(ids)]))
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        yield int(lo), int(hi)

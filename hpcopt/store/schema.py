@@ -1,0 +1,83 @@
+"""The HDF5 result-file schema: every table dtype and attribute name, defined once.
+
+A result file is the record, the checkpoint and the analysis input at once.
+Tables are compound datasets whose first column is ``task_id``; they are
+allocated at full size when the campaign starts (row i belongs to task i,
+``status = pending``) and rows are filled in place as tasks finish.  Because
+the file's metadata never changes while rows are written, a killed job leaves
+a valid file holding every row written before the kill.
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+
+#: bumped when the layout changes incompatibly; newer files are refused
+FORMAT_VERSION = 1
+
+KINDS = ("sweep", "temper", "hpo")
+FILE_STATUSES = ("running", "complete", "interrupted")
+
+# task status codes, stored as an HDF5 enum so h5dump shows the names
+PENDING, OK, FAILED, TIMEOUT, PRUNED = 0, 1, 2, 3, 4
+STATUS_NAMES = {"pending": PENDING, "ok": OK, "failed": FAILED, "timeout": TIMEOUT,
+                "pruned": PRUNED}
+STATUS_BY_CODE = {v: k for k, v in STATUS_NAMES.items()}
+status_dtype = h5py.enum_dtype(STATUS_NAMES, basetype="i1")
+
+MESSAGE_LEN = 200  # bytes kept of an error message (utf-8, truncated)
+
+#: columns that legitimately differ between runs of the same campaign
+PROVENANCE_COLUMNS = ("rank", "t_start", "wall")
+
+# root attribute names
+ATTR_KIND = "kind"
+ATTR_STATUS = "status"
+ATTR_CONFIG = "config"
+ATTR_CONFIG_HASH = "config_hash"
+ATTR_VERSION = "hpcopt_version"
+ATTR_FORMAT = "format_version"
+ATTR_CREATED = "created"
+ATTR_WORLD = "world_size"
+ATTR_SEED = "seed"
+ATTR_HOST = "host"
+
+#: the main table of each campaign kind
+MAIN_TABLE = {"sweep": "tasks", "temper": "rounds", "hpo": "trials"}
+
+
+def common_columns() -> list[tuple]:
+    """Columns every task table starts with."""
+    return [("task_id", "<i8"), ("status", status_dtype), ("attempts", "<i2"), ("rank", "<i4"),
+            ("t_start", "<f8"), ("wall", "<f8"), ("message", f"S{MESSAGE_LEN}")]
+
+
+def sweep_dtype(n_params: int) -> np.dtype:
+    """One row per start: initial point, refined point, chi2 (or objective), evaluations."""
+    return np.dtype(common_columns() + [
+        ("x0", "<f8", (n_params,)),        # start point
+        ("x", "<f8", (n_params,)),         # refined point (x0 when [local] method = "none")
+        ("objective", "<f8"),              # chi2 of a fit, or the user objective
+        ("chi2_reduced", "<f8"),           # nan for plain objectives
+        ("n_eval", "<i4"),                 # objective/model evaluations of this start
+    ])
+
+
+def encode_message(text: str) -> bytes:
+    return text.encode("utf-8", "replace")[:MESSAGE_LEN]
+
+
+def decode_message(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def empty_rows(dtype: np.dtype, task_ids) -> np.ndarray:
+    """Pending rows with task ids filled in (status pending, floats nan)."""
+    task_ids = np.asarray(task_ids, dtype=np.int64)
+    rows = np.zeros(len(task_ids), dtype=dtype)
+    for name in dtype.names:
+        if dtype[name].kind == "f" or (dtype[name].subdtype and dtype[name].subdtype[0].kind == "f"):
+            rows[name] = np.nan
+    rows["task_id"] = task_ids
+    return rows
