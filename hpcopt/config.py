@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .sweep.starts import ParamSpec, param_spec_from_table, parse_parameter_ranges
 from .tomlread import Table, load_toml
 
 LOCAL_METHODS = ("least_squares", "nelder-mead", "lbfgsb", "powell", "none")
@@ -111,22 +112,6 @@ def check_tables(root: Table, allowed: tuple[str, ...], kind: str) -> None:
 # sweep
 
 @dataclass(frozen=True)
-class ParamSpec:
-    """One [parameters] entry: a searched range or a fixed value."""
-
-    name: str
-    lower: float = float("nan")
-    upper: float = float("nan")
-    points: int = 1
-    scale: str = "linear"              # linear | log
-    fixed: float | None = None
-
-    @property
-    def is_fixed(self) -> bool:
-        return self.fixed is not None
-
-
-@dataclass(frozen=True)
 class SweepConfig:
     file: ConfigFile
     params: tuple[ParamSpec, ...]
@@ -148,7 +133,7 @@ class SweepConfig:
 
     @property
     def free(self) -> tuple[ParamSpec, ...]:
-        return tuple(p for p in self.params if not p.is_fixed)
+        return tuple(p for p in self.params if not p.fixed)
 
     @property
     def n_tasks(self) -> int:
@@ -168,57 +153,14 @@ SWEEP_TABLES = ("model", "data", "objective", "parameters", "search", "local", "
                 "slurm", "warmstart")
 
 
-def parse_param(t: Table, name: str) -> ParamSpec:
-    if "value" in t:
-        fixed = t.float("value")
-        t.finish()
-        return ParamSpec(name, fixed, fixed, 1, "linear", fixed)
-    lower, upper = t.float("min"), t.float("max")
-    if not upper > lower:
-        raise t.error(f"max ({upper!r}) must be greater than min ({lower!r})", "max")
-    scale = t.str("scale", "linear", choices=("linear", "log"))
-    if scale == "log" and lower <= 0:
-        raise t.error(f"scale = \"log\" needs min > 0, got {lower!r}", "min")
-    points = t.int("points", 1, min=1, max=1_000_000)
-    t.finish()
-    return ParamSpec(name, lower, upper, points, scale)
-
-
 def parse_param_table(root: Table) -> tuple[ParamSpec, ...]:
     t = root.table("parameters")
     if not t.keys():
         raise root.error("at least one parameter is needed", "parameters")
-    params = tuple(parse_param(t.table(name), name) for name in t.keys())
+    params = tuple(param_spec_from_table(name, t.raw(name), source=root.source)
+                   for name in t.keys())
     t.finish()
     return params
-
-
-def parse_parameter_ranges(text: str) -> tuple[ParamSpec, ...]:
-    """The seed-000 shortcut "D0:1e-12:1e-10:10,alpha:0.5:2.0:5" (name:min:max:points)."""
-    def bad(problem: str) -> ConfigError:
-        return ConfigError(problem, key="--parameter-ranges", source="command line")
-
-    specs = []
-    items = [s.strip() for s in text.split(",") if s.strip()]
-    if not items:
-        raise bad("expected name:min:max:points[,...], got an empty value")
-    for item in items:
-        parts = item.split(":")
-        if len(parts) != 4:
-            raise bad(f"expected name:min:max:points, got {item!r}")
-        name, lo, hi, pts = parts
-        if not name.isidentifier():
-            raise bad(f"{name!r} is not a valid parameter name")
-        try:
-            lower, upper, points = float(lo), float(hi), int(pts)
-        except ValueError:
-            raise bad(f"min/max must be numbers and points an integer in {item!r}") from None
-        if not upper > lower or points < 1:
-            raise bad(f"need max > min and points >= 1 in {item!r}")
-        specs.append(ParamSpec(name, lower, upper, points, "linear"))
-    if len({s.name for s in specs}) != len(specs):
-        raise bad("a parameter is given twice")
-    return tuple(specs)
 
 
 def parse_sweep_config(path: str | Path, *, parameter_ranges: str | None = None,
@@ -247,7 +189,7 @@ def parse_sweep_config(path: str | Path, *, parameter_ranges: str | None = None,
         raise root.error("a sweep needs [objective] function = \"pkg.mod:f\" or [model] + [data]",
                          "objective")
     if parameter_ranges is not None:
-        params = parse_parameter_ranges(parameter_ranges)
+        params = tuple(parse_parameter_ranges(parameter_ranges))
         root.raw("parameters", None)
     else:
         params = parse_param_table(root)

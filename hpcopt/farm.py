@@ -204,7 +204,10 @@ class _Coordinator:
         stopping = False
         live = set(self.workers)       # workers that have not yet sent their final rows
         started = set()
+        tick = getattr(self.source, "tick", None)   # lets the source flush buffered rows
         while live:
+            if tick is not None:
+                tick()
             if not stopping and stop_requested():
                 stopping = True
                 self.stats.interrupted = True

@@ -1,0 +1,53 @@
+"""What every campaign command does around its own work, on every rank.
+
+1. rank 0 validates config, data and output path (``prepare``) before any MPI
+   work; a UsageError becomes one message and exit status 2 on every rank;
+2. every rank runs the campaign (``run``) with stop signals caught;
+3. rank 0 prints the summary; exit 0 (complete), 3 (interrupted by a signal,
+   checkpointed: continue with --resume).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+from .errors import Interrupted, UsageError
+from .imports import add_search_dir
+from .logs import add_log_file, log, setup_logging
+from .mpi.runtime import World, install_stop_handlers, run_spmd
+
+
+def run_campaign(*, prepare: Callable[[], Any], run: Callable[[World, Any], dict],
+                 format_summary: Callable[[dict], str], quiet: bool = False,
+                 verbose: bool = False) -> int:
+    def main(world: World) -> int:
+        install_stop_handlers()
+        setup_logging(world.rank, quiet=quiet, verbose=verbose)
+        plan, error = None, None
+        if world.is_root:
+            try:
+                plan = prepare()
+            except UsageError as exc:
+                error = str(exc)
+        plan, error = world.bcast((plan, error))
+        if error is not None:
+            if world.is_root:
+                sys.stderr.write(f"hpcopt: error: {error}\n")
+            return UsageError.exit_code
+        add_search_dir(plan.file.base_dir)
+        if world.is_root:
+            add_log_file(plan.output.path)
+            log.info(f"{type(plan).__name__.replace('Config', '').lower()} on {world.size} "
+                     f"rank(s); results in {plan.output.path}")
+        summary = run(world, plan)
+        if world.is_root:
+            print(format_summary(summary), flush=True)
+            if summary.get("status") == "interrupted" and summary.get("signal"):
+                log.warning(f"stopped by {summary['signal']}; everything finished is saved. "
+                            f"Continue with --resume.")
+        interrupted = world.bcast(summary.get("status") == "interrupted" and
+                                  bool(summary.get("signal")) if world.is_root else None)
+        return Interrupted.exit_code if interrupted else 0
+
+    return run_spmd(main)

@@ -1,0 +1,299 @@
+"""The sweep campaign: multi-start fitting (or objective evaluation) over a start design.
+
+Rank 0 validates everything (:func:`prepare`) before any MPI work; then every
+rank builds the same target and start design, and the task farm evaluates
+starts: task i is start point i of the design, refined by the local method.
+Rows land in the result file in place (row i = task i), so the file is the
+same at any rank count and in either farm mode, and `--resume` only runs the
+rows still pending.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import SweepConfig, parse_sweep_config
+from ..errors import ConfigError
+from ..farm import FarmOptions, Outcome, Task, run_dynamic, run_static
+from ..imports import load_callable
+from ..mpi.runtime import World, stop_signal_name
+from ..progress import Progress
+from ..store import schema
+from ..store.resultfile import ResultStore, TableSpec, check_existing, check_new_output
+from .problem import ObjectiveProblem
+from .starts import StartDesign
+
+log = logging.getLogger("hpcopt")
+TABLE = schema.MAIN_TABLE["sweep"]
+
+
+# ---------------------------------------------------------------------------------------
+# building the pieces (every rank builds the same ones)
+
+def build_target(cfg: SweepConfig):
+    """The FitProblem of the campaign (validates model, data and parameter names)."""
+    if cfg.objective is not None:
+        func = load_callable(cfg.objective, key="objective.function", source=cfg.file.source,
+                             base_dir=cfg.file.base_dir)
+        return ObjectiveProblem(func, cfg.param_names)
+    from ..models.registry import build_problem
+    problem = build_problem(cfg.model, cfg.data_path, data_options=cfg.data_options,
+                            source=cfg.file.source, base_dir=cfg.file.base_dir,
+                            param_names=cfg.param_names)
+    names, model_names = set(cfg.param_names), set(problem.param_names)
+    if names != model_names:
+        missing, extra = sorted(model_names - names), sorted(names - model_names)
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + \
+                ([f"not parameters of the model: {', '.join(extra)}"] if extra else [])
+        raise ConfigError(f"[parameters] must list every parameter of {cfg.model} "
+                          f"({', '.join(problem.param_names)}): {'; '.join(parts)}",
+                          key="parameters", source=cfg.file.source)
+    return problem
+
+
+def build_design(cfg: SweepConfig, problem) -> StartDesign:
+    """Start points over every model parameter, in the model's order (fixed ones included)."""
+    by_name = {p.name: p for p in cfg.params}
+    specs = [by_name[n] for n in problem.param_names]
+    return StartDesign(cfg.search_method, specs,
+                       cfg.samples if cfg.search_method != "grid" else None, seed=cfg.run.seed)
+
+
+def reduced(chi2: float, problem, design: StartDesign) -> float:
+    """chi2 per degree of freedom: points - free parameters - closed-form nuisance parameters."""
+    dof = problem.n_points - design.dim - problem.n_nuisance
+    return chi2 / dof if problem.n_points and dof > 0 else math.nan
+
+
+# ---------------------------------------------------------------------------------------
+# rank 0: validation before any MPI work
+
+@dataclass(frozen=True)
+class SweepRequest:
+    config: Path
+    output: str | None = None
+    resume: bool = False
+    force: bool = False
+    parameter_ranges: str | None = None
+
+
+def prepare(req: SweepRequest) -> SweepConfig:
+    """Parse the config, load and check the data, check the output path. Raises UsageError."""
+    cfg = parse_sweep_config(req.config, parameter_ranges=req.parameter_ranges, output=req.output)
+    target = build_target(cfg)
+    build_design(cfg, target)
+    if req.resume:
+        check_existing(cfg.output.path, kind="sweep", config_hash=cfg.hash)
+    else:
+        check_new_output(cfg.output.path, force=req.force)
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------
+# the two farm roles
+
+class SweepEvaluator:
+    """Every rank: start point of a task -> refined fit -> row values."""
+
+    def __init__(self, cfg: SweepConfig, problem, design: StartDesign):
+        from .local import refine
+        self.refine = refine
+        self.cfg, self.problem, self.design = cfg, problem, design
+
+    def evaluate(self, task: Task, report) -> Outcome:
+        x0 = self.design.point(task.task_id)
+        res = self.refine(self.problem, x0, self.design.lower, self.design.upper,
+                          self.cfg.local_method, max_nfev=self.cfg.max_nfev)
+        values = {"x0": x0, "x": res.x, "objective": res.chi2, "n_eval": res.nfev,
+                  "chi2_reduced": reduced(res.chi2, self.problem, self.design)}
+        if res.status == "ok":
+            return Outcome(schema.OK, values, "")
+        return Outcome(schema.FAILED, values, res.message)
+
+
+class SweepSource:
+    """Rank 0: pending task ids in order; final rows go to the file, flushed promptly."""
+
+    FLUSH_SECONDS = 0.2
+
+    def __init__(self, store: ResultStore, dtype: np.dtype, pending: np.ndarray,
+                 progress: Progress, flush_every: int):
+        self.store, self.dtype, self.progress = store, dtype, progress
+        self.pending = pending
+        self.next_index = 0
+        self.buffer: list[np.void] = []
+        self.flush_every = flush_every
+        self.last_write = time.monotonic()
+
+    def next_task(self) -> Task | None:
+        if self.next_index >= len(self.pending):
+            return None
+        task = Task(int(self.pending[self.next_index]))
+        self.next_index += 1
+        return task
+
+    def exhausted(self) -> bool:
+        return self.next_index >= len(self.pending)
+
+    def on_result(self, row: np.void) -> None:
+        self.buffer.append(row)
+        ok = row["status"] == schema.OK
+        self.progress.update(1, float(row["objective"]) if ok else None)
+        due = (len(self.buffer) >= self.flush_every if self.flush_every
+               else time.monotonic() - self.last_write >= self.FLUSH_SECONDS)
+        if due:
+            self.write()
+
+    def on_report(self, task_id: int, step: int, value: float) -> bool:
+        return False
+
+    def tick(self) -> None:
+        if self.buffer and time.monotonic() - self.last_write >= self.FLUSH_SECONDS:
+            self.write()
+
+    def write(self) -> None:
+        if self.buffer:
+            self.store.write_rows(TABLE, np.array(self.buffer, dtype=self.dtype))
+            self.buffer.clear()
+        self.store.flush()
+        self.last_write = time.monotonic()
+
+
+# ---------------------------------------------------------------------------------------
+# the campaign
+
+def chunk_size(cfg: SweepConfig, n_tasks: int, world_size: int) -> int:
+    if cfg.run.chunk_size:
+        return cfg.run.chunk_size
+    if cfg.run.mode == "static":
+        return max(1, min(1024, n_tasks // (4 * world_size) or 1))
+    # dynamic: small chunks balance expensive fits; plain cheap objectives get bigger ones
+    return 1 if cfg.local_method != "none" else 16
+
+
+def run_sweep(world: World, cfg: SweepConfig, *, resume: bool, quiet: bool = False) -> dict:
+    """Run (or resume) the sweep on every rank; return the summary (rank 0) or {}."""
+    problem = build_target(cfg)
+    design = build_design(cfg, problem)
+    n_tasks = design.n_tasks
+    dtype = schema.sweep_dtype(len(design.param_names))
+    store = ResultStore(world, cfg.output.path)
+    if resume:
+        store.resume(world_size=world.size)
+    else:
+        store.create(kind="sweep", config_text=cfg.file.text, config_hash=cfg.hash,
+                     seed=cfg.run.seed,
+                     tables={TABLE: TableSpec(dtype, n_tasks, {
+                         "param_names": list(design.param_names),
+                         "lower": design.lower.tolist(), "upper": design.upper.tolist(),
+                         "model": cfg.model or "", "objective_function": cfg.objective or "",
+                         "search": cfg.search_method, "local": cfg.local_method})},
+                     attrs={"config_path": str(cfg.file.path)})
+        store.ensure_group("best")
+    status_col = store.read_column(TABLE, "status")
+    done = world.bcast(status_col != schema.PENDING if world.is_root else None)
+    pending = np.flatnonzero(~done)
+    if world.is_root and resume:
+        log.info(f"resuming {cfg.output.path}: {int(done.sum())} of {n_tasks} tasks already done")
+    chunk = chunk_size(cfg, n_tasks, world.size)
+    options = FarmOptions(chunk_size=chunk, max_retries=cfg.run.max_retries,
+                          task_timeout=cfg.run.task_timeout)
+    evaluator = _make_evaluator(cfg, problem, design)
+    progress = Progress(n_tasks, label="sweep", quiet=quiet or not world.is_root,
+                        done=int(done.sum()))
+    t0 = time.monotonic()
+    if cfg.run.mode == "static":
+        def write(rows):
+            store.write_rows(TABLE, rows)
+            store.flush()
+            if world.is_root:
+                progress.update(len(rows) if not store.parallel else 0)
+        stats = run_static(world, n_tasks=n_tasks, done=done, evaluator=evaluator, dtype=dtype,
+                           options=options, write_rows=write, parallel_write=store.parallel)
+    else:
+        source = SweepSource(store, dtype, pending, progress, cfg.run.checkpoint_every) \
+            if world.is_root else None
+        stats = run_dynamic(world, source=source, evaluator=evaluator, dtype=dtype,
+                            options=options)
+        if source is not None:
+            source.write()
+    progress.close()
+    elapsed = time.monotonic() - t0
+    interrupted = world.any_flag(stats.interrupted)
+    summary = summarize(store, problem, design) if world.is_root else None
+    summary = world.bcast(summary)
+    if summary["best"] is not None:
+        store.set_attrs("best", summary["best_attrs"])
+    status = "interrupted" if interrupted or summary["n_pending"] else "complete"
+    store.set_attrs("/", {"elapsed_last_run": elapsed})
+    store.close(status)
+    summary.update(status=status, path=str(cfg.output.path), elapsed=elapsed,
+                   signal=stop_signal_name())
+    return summary if world.is_root else {}
+
+
+def _make_evaluator(cfg: SweepConfig, problem, design: StartDesign):
+    if cfg.run.isolation == "process":
+        from ..sandbox import SandboxEvaluator
+        return SandboxEvaluator("sweep", cfg)
+    return SweepEvaluator(cfg, problem, design)
+
+
+def summarize(store: ResultStore, problem, design: StartDesign) -> dict:
+    """Counts and the best row from the table (rank 0); uncertainties for model fits."""
+    from ..store.reader import scan_table
+    scan = scan_table(store.file[TABLE])
+    counts, best_row = scan["counts"], scan["best_row"]
+    summary = {"n_tasks": sum(counts.values()), "n_ok": counts["ok"],
+               "n_failed": counts["failed"] + counts["timeout"],
+               "n_pending": counts["pending"], "best": None, "best_attrs": {}}
+    if best_row is None:
+        return summary
+    params = {nm: float(v) for nm, v in zip(design.param_names, best_row["x"])}
+    best = {"params": params, "objective": float(best_row["objective"]),
+            "task_id": int(best_row["task_id"])}
+    attrs = dict(best, chi2_reduced=float(best_row["chi2_reduced"]))
+    if problem.n_points:
+        from .local import uncertainties
+        free = design.lower < design.upper
+        unc = uncertainties(problem, best_row["x"], free=free, chi2=float(best_row["objective"]))
+        errs = {nm: float(e) for nm, e, f in zip(design.param_names, unc.stderr, free) if f}
+        best.update(stderr=errs, chi2_reduced=float(best_row["chi2_reduced"]))
+        attrs.update(stderr=errs, covariance=np.asarray(unc.covariance).tolist(),
+                     jacobian_singular=bool(unc.singular))
+    summary["best"] = best
+    summary["best_attrs"] = attrs
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"results: {summary['path']} ({summary['status']}; {summary['n_ok']} ok, "
+             f"{summary['n_failed']} failed, {summary['n_pending']} pending of "
+             f"{summary['n_tasks']} tasks; {summary['elapsed']:.1f} s)"]
+    best = summary["best"]
+    if best is None:
+        lines.append("best: none (no task finished successfully)")
+        return "\n".join(lines)
+    lines.append(f"best: objective {best['objective']:.10g} (task {best['task_id']})"
+                 + (f", reduced chi2 {best['chi2_reduced']:.6g}" if "chi2_reduced" in best else ""))
+    errs = best.get("stderr", {})
+    for name, value in best["params"].items():
+        err = f" +/- {errs[name]:.3g}" if name in errs else (" (fixed)" if errs else "")
+        lines.append(f"  {name} = {value:.10g}{err}")
+    return "\n".join(lines)
+
+
+def to_json(summary: dict) -> str:
+    keep = {k: summary[k] for k in ("path", "status", "n_tasks", "n_ok", "n_failed", "best")}
+    return json.dumps(keep)
+
+
+# the names the command line calls (hpcopt.cli._campaign)
+run = run_sweep

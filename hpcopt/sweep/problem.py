@@ -1,0 +1,32 @@
+"""A plain objective behind the FitProblem contract, so the sweep engine treats
+objective sweeps and model fits alike.
+
+:class:`ObjectiveProblem`: a plain user objective ``f(params: dict) -> float``
+(DESIGN.md "[objective] function"), minimised as is; it has no residuals.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+
+class ObjectiveProblem:
+    """f(dict of parameters) -> float as a FitProblem whose chi2 is the objective."""
+
+    n_points = 0
+    n_nuisance = 0
+
+    def __init__(self, func: Callable[[dict], float], param_names: tuple[str, ...]):
+        self.func = func
+        self.param_names = tuple(param_names)
+
+    def chi2(self, p: np.ndarray) -> float:
+        return float(self.func({n: float(v) for n, v in zip(self.param_names, p)}))
+
+    def residuals(self, p: np.ndarray) -> np.ndarray:
+        raise TypeError("a plain objective has no residuals; least_squares needs a model")
+
+    def model(self, p: np.ndarray) -> np.ndarray:
+        raise TypeError("a plain objective has no model values")

@@ -1,0 +1,105 @@
+"""Helpers shared by the tests: run hpcopt as a user would (alone, under mpiexec)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+OBJECTIVES = TESTS / "objectives"
+SHARED = REPO.parent / "shared"
+NIST = SHARED / "nist"
+PY = sys.executable
+
+#: every MPI test runs at these rank counts (3 ranks on 2 cores: oversubscribed on purpose)
+RANKS = (1, 2, 3)
+
+
+def mpiexec() -> str:
+    here = Path(PY).parent / "mpiexec"
+    return str(here) if here.exists() else "mpiexec"
+
+
+def env(**extra) -> dict:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join([str(OBJECTIVES), str(REPO), e.get("PYTHONPATH", "")])
+    e.pop("SLURM_JOB_ID", None)
+    e.update({k: str(v) for k, v in extra.items()})
+    return e
+
+
+def command(args: list[str], n: int | None) -> list[str]:
+    base = [PY, "-m", "hpcopt", *map(str, args)]
+    return base if n is None else [mpiexec(), "-n", str(n), *base]
+
+
+def run(args: list[str], n: int | None = None, *, timeout: float = 180, cwd=None,
+        check: bool = False, **env_extra) -> subprocess.CompletedProcess:
+    """Run hpcopt (singleton when n is None) with a hard timeout: a hang fails the test."""
+    proc = subprocess.run(command(args, n), cwd=cwd, env=env(**env_extra), capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"hpcopt {args} exited {proc.returncode}\nstdout:\n{proc.stdout}\n"
+                             f"stderr:\n{proc.stderr}")
+    return proc
+
+
+def start(args: list[str], n: int | None = None, *, cwd=None, **env_extra) -> subprocess.Popen:
+    """Start hpcopt in its own process group (so tests can kill the launcher and its ranks)."""
+    return subprocess.Popen(command(args, n), cwd=cwd, env=env(**env_extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def kill_group(proc: subprocess.Popen, sig=signal.SIGKILL) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def wait_for_rows(path: Path, table: str, n_rows: int, timeout: float = 120) -> int:
+    """Poll a result file (read-only, no locking) until >= n_rows rows are done."""
+    deadline = time.monotonic() + timeout
+    done = 0
+    while time.monotonic() < deadline:
+        try:
+            with h5py.File(path, "r", locking=False) as f:
+                done = int(np.count_nonzero(f[table]["status"] != 0))
+        except (OSError, KeyError):
+            done = 0
+        if done >= n_rows:
+            return done
+        time.sleep(0.1)
+    raise AssertionError(f"{path}: only {done} rows done after {timeout} s")
+
+
+def read_table(path: Path, table: str) -> np.ndarray:
+    with h5py.File(path, "r", locking=False) as f:
+        return f[table][:]
+
+
+def without_provenance(rows: np.ndarray) -> dict:
+    """Columns that must not depend on rank count, farm mode or write path."""
+    from hpcopt.store.schema import PROVENANCE_COLUMNS
+    return {name: rows[name] for name in rows.dtype.names if name not in PROVENANCE_COLUMNS}
+
+
+def assert_same_rows(a: np.ndarray, b: np.ndarray) -> None:
+    ca, cb = without_provenance(a), without_provenance(b)
+    assert ca.keys() == cb.keys()
+    for name in ca:
+        np.testing.assert_array_equal(ca[name], cb[name], err_msg=f"column {name}")
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
