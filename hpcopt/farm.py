@@ -46,6 +46,10 @@ class Outcome(NamedTuple):
 
 
 class Evaluator(Protocol):
+    def inputs(self, task: Task) -> dict:
+        """Row values known before evaluating (start point, parameters): kept even if the
+        task fails or times out."""
+
     def evaluate(self, task: Task, report: Callable[[int, float], bool]) -> Outcome: ...
 
 
@@ -76,8 +80,9 @@ class FarmOptions:
 # ---------------------------------------------------------------------------------------
 # evaluating one task (every rank)
 
-class TaskTimeout(Exception):
-    pass
+class TaskTimeout(BaseException):
+    """Raised in a task that ran out of time.  A BaseException, like KeyboardInterrupt,
+    so that `except Exception` in objectives or optimizers cannot swallow it."""
 
 
 class _time_limit:
@@ -110,6 +115,7 @@ def run_task(evaluator: Evaluator, task: Task, dtype: np.dtype, rank: int,
              timeout: float | None, report: Callable[[int, float], bool]) -> np.ndarray:
     """Evaluate one task and build its result row; exceptions become data."""
     t0 = time.time()
+    inputs = evaluator.inputs(task)
     try:
         with _time_limit(timeout):
             outcome = evaluator.evaluate(task, report)
@@ -122,7 +128,7 @@ def run_task(evaluator: Evaluator, task: Task, dtype: np.dtype, rank: int,
     if status == schema.OK and objective is not None and not math.isfinite(float(objective)):
         status, message = schema.FAILED, f"objective is not finite ({objective})"
     row = schema.empty_rows(dtype, [task.task_id])
-    for name, value in values.items():
+    for name, value in {**inputs, **values}.items():
         row[name] = value
     row["status"] = status
     row["attempts"] = task.attempt + 1
@@ -203,17 +209,14 @@ class _Coordinator:
         comm = self.world.comm
         stopping = False
         live = set(self.workers)       # workers that have not yet sent their final rows
-        started = set()
+        started: set[int] = set()      # work starts when every worker is up: a fair first round
         tick = getattr(self.source, "tick", None)   # lets the source flush buffered rows
         while live:
             if tick is not None:
                 tick()
-            if not stopping and stop_requested():
+            if not stopping and (stop_requested() or self._finished()):
                 stopping = True
-                self.stats.interrupted = True
-                self._broadcast_stop(live)
-            elif not stopping and self._finished():
-                stopping = True
+                self.stats.interrupted = stop_requested()
                 self._broadcast_stop(live)
             got = recv_quietly(comm, any_source(), any_tag(), timeout=0.5)
             if got is None:
@@ -221,18 +224,24 @@ class _Coordinator:
             msg, src, tag = got
             if tag == tags.READY:
                 started.add(src)
+                if len(started) == len(self.workers) and not stopping:
+                    for w in self.workers:
+                        self._top_up(w)
             elif tag == tags.RESULTS:
                 rows, final = msg
                 self._take_rows(src, rows)
                 if final:
                     live.discard(src)
+                elif not stopping:
+                    # the sender first, then anyone who ran dry (HPO may have new trials now)
+                    self._top_up(src)
+                    for w in self.workers:
+                        if not self.outstanding[w] and w in started and w in live:
+                            self._top_up(w)
             elif tag == tags.REPORT:
                 task_id, step, value = msg
                 decision = bool(self.source.on_report(task_id, step, value))
                 send_quietly(comm, decision, src, tags.DECISION)
-                continue
-            if not stopping:
-                self._top_up_all(started)
         return self.stats
 
     def _finished(self) -> bool:
@@ -254,15 +263,9 @@ class _Coordinator:
                 return task
         return self.source.next_task()
 
-    def _top_up_all(self, started: set[int]) -> None:
-        for w in self.workers:
-            if w in started:
-                self._top_up(w)
-
     def _top_up(self, worker: int) -> None:
+        """Send `worker` up to one chunk, keeping at most `window` tasks outstanding."""
         room = self.window - len(self.outstanding[worker])
-        if room < self.options.chunk_size and self.outstanding[worker]:
-            return
         batch = []
         while len(batch) < min(room, self.options.chunk_size):
             task = self._next_for(worker)

@@ -107,6 +107,9 @@ class SweepEvaluator:
         self.refine = refine
         self.cfg, self.problem, self.design = cfg, problem, design
 
+    def inputs(self, task: Task) -> dict:
+        return {"x0": self.design.point(task.task_id)}
+
     def evaluate(self, task: Task, report) -> Outcome:
         x0 = self.design.point(task.task_id)
         res = self.refine(self.problem, x0, self.design.lower, self.design.upper,
@@ -174,8 +177,11 @@ def chunk_size(cfg: SweepConfig, n_tasks: int, world_size: int) -> int:
         return cfg.run.chunk_size
     if cfg.run.mode == "static":
         return max(1, min(1024, n_tasks // (4 * world_size) or 1))
-    # dynamic: small chunks balance expensive fits; plain cheap objectives get bigger ones
-    return 1 if cfg.local_method != "none" else 16
+    # dynamic: single starts balance expensive fits; cheap evaluations travel in chunks,
+    # small enough that every worker gets several
+    if cfg.local_method != "none":
+        return 1
+    return max(1, min(16, n_tasks // (4 * max(world_size - 1, 1))))
 
 
 def run_sweep(world: World, cfg: SweepConfig, *, resume: bool, quiet: bool = False) -> dict:
