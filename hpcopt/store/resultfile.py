@@ -91,6 +91,9 @@ def check_new_output(path: Path, *, force: bool) -> None:
         raise ResultFileError(f"{path}: result file exists; use --resume to continue it or "
                               "--force to overwrite it")
     parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise ResultFileError(f"{path}: cannot create output directory: {parent} is not a "
+                              "directory")
     if not parent.exists():
         try:
             parent.mkdir(parents=True, exist_ok=True)
@@ -125,8 +128,13 @@ class ResultStore:
 
     # -- lifecycle ------------------------------------------------------------------
     def create(self, *, kind: str, config_text: str, config_hash: str, seed: int,
-               tables: dict[str, TableSpec], attrs: dict[str, Any] | None = None) -> None:
-        """Create the file (collectively), allocate every table, status 'running'."""
+               tables: dict[str, TableSpec], attrs: dict[str, Any] | None = None,
+               groups: tuple[str, ...] = ("best",)) -> None:
+        """Create the file (collectively), allocate every table and group, status 'running'.
+
+        Everything that changes file metadata happens here and is flushed at once: later
+        writes only fill rows, so a job killed at any point leaves a complete layout.
+        """
         self._open("w")
         if self.file is None:
             return
@@ -152,6 +160,8 @@ class ResultStore:
             for a in range(lo, hi, step):
                 b = min(a + step, hi)
                 ds[a:b] = schema.empty_rows(spec.dtype, np.arange(a, b))
+        for name in groups:
+            f.create_group(name)
         f.flush()
 
     def resume(self, *, world_size: int) -> None:
@@ -212,9 +222,6 @@ class ResultStore:
         for k, v in attrs.items():
             target.attrs[k] = _attr_value(v)
 
-    def ensure_group(self, name: str) -> None:
-        if self.file is not None and name not in self.file:
-            self.file.create_group(name)
 
 
 def _runs(ids: np.ndarray):

@@ -202,7 +202,6 @@ def run_sweep(world: World, cfg: SweepConfig, *, resume: bool, quiet: bool = Fal
                          "model": cfg.model or "", "objective_function": cfg.objective or "",
                          "search": cfg.search_method, "local": cfg.local_method})},
                      attrs={"config_path": str(cfg.file.path)})
-        store.ensure_group("best")
     status_col = store.read_column(TABLE, "status")
     done = world.bcast(status_col != schema.PENDING if world.is_root else None)
     pending = np.flatnonzero(~done)

@@ -1,0 +1,109 @@
+"""The result store: layout, in-place rows, resume checks, refusal of foreign files."""
+
+import h5py
+import numpy as np
+import pytest
+
+from hpcopt.errors import ResultFileError
+from hpcopt.mpi.runtime import get_world
+from hpcopt.store import schema
+from hpcopt.store.reader import open_result, scan_table
+from hpcopt.store.resultfile import ResultStore, TableSpec, check_existing, check_new_output
+
+
+def make(path, n=10, config_hash="abc"):
+    store = ResultStore(get_world(), path, parallel=False)
+    store.create(kind="sweep", config_text="x = 1", config_hash=config_hash, seed=3,
+                 tables={"tasks": TableSpec(schema.sweep_dtype(2), n, {"param_names": ["a", "b"]})})
+    return store
+
+
+def rows(ids, objective):
+    r = schema.empty_rows(schema.sweep_dtype(2), ids)
+    r["status"] = schema.OK
+    r["objective"] = objective
+    return r
+
+
+def test_layout_and_in_place_rows(tmp_path):
+    store = make(tmp_path / "r.h5")
+    store.write_rows("tasks", rows([7, 2, 3], [3.0, 1.0, 2.0]))   # any order, gaps
+    store.flush()
+    # a reader sees the flushed rows while the writer still has the file open
+    with open_result(tmp_path / "r.h5") as f:
+        assert f.attrs["status"] == "running"
+        t = f["tasks"][:]
+        assert list(t["task_id"]) == list(range(10))
+        assert list(np.flatnonzero(t["status"] == schema.OK)) == [2, 3, 7]
+        scan = scan_table(f["tasks"])
+        assert scan["counts"]["ok"] == 3 and scan["counts"]["pending"] == 7
+        assert int(scan["best_row"]["task_id"]) == 2
+    store.close("complete")
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        assert f.attrs["kind"] == "sweep" and f.attrs["status"] == "complete"
+        assert f.attrs["format_version"] == schema.FORMAT_VERSION
+        assert f["tasks"].dtype.names[0] == "task_id"
+        assert h5py.check_enum_dtype(f["tasks"].dtype["status"]) == schema.STATUS_NAMES
+
+
+def test_resume_checks(tmp_path):
+    make(tmp_path / "r.h5").close("interrupted")
+    assert check_existing(tmp_path / "r.h5", kind="sweep", config_hash="abc")["seed"] == 3
+    with pytest.raises(ResultFileError, match="different config"):
+        check_existing(tmp_path / "r.h5", kind="sweep", config_hash="other")
+    with pytest.raises(ResultFileError, match="not 'hpo'"):
+        check_existing(tmp_path / "r.h5", kind="hpo", config_hash="abc")
+    with pytest.raises(ResultFileError, match="does not exist"):
+        check_existing(tmp_path / "missing.h5", kind="sweep", config_hash="abc")
+
+
+def test_newer_foreign_truncated_files_are_refused(tmp_path):
+    make(tmp_path / "new.h5").close("complete")
+    with h5py.File(tmp_path / "new.h5", "r+") as f:
+        f.attrs["format_version"] = schema.FORMAT_VERSION + 1
+        f.attrs["hpcopt_version"] = "99.0"
+    with pytest.raises(ResultFileError, match="newer hpcopt"):
+        check_existing(tmp_path / "new.h5", kind="sweep", config_hash="abc")
+    with pytest.raises(ResultFileError, match="newer hpcopt"):
+        open_result(tmp_path / "new.h5")
+    with h5py.File(tmp_path / "foreign.h5", "w") as f:
+        f["data"] = np.arange(3)
+    for fn in (lambda p: check_existing(p, kind="sweep", config_hash=None), open_result):
+        with pytest.raises(ResultFileError, match="not an hpcopt result file"):
+            fn(tmp_path / "foreign.h5")
+    make(tmp_path / "t.h5", n=1000).close("complete")
+    data = (tmp_path / "t.h5").read_bytes()
+    (tmp_path / "t.h5").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ResultFileError, match="truncated or corrupted"):
+        open_result(tmp_path / "t.h5")
+    (tmp_path / "text.h5").write_text("not hdf5 at all")
+    with pytest.raises(ResultFileError, match="not a readable HDF5 file"):
+        check_existing(tmp_path / "text.h5", kind="sweep", config_hash=None)
+
+
+def test_new_output_never_overwrites_without_force(tmp_path):
+    (tmp_path / "r.h5").write_bytes(b"precious")
+    with pytest.raises(ResultFileError, match="--resume"):
+        check_new_output(tmp_path / "r.h5", force=False)
+    check_new_output(tmp_path / "r.h5", force=True)
+    assert (tmp_path / "r.h5").read_bytes() == b"precious"      # checking changes nothing
+    check_new_output(tmp_path / "sub" / "dir" / "r.h5", force=False)
+    assert (tmp_path / "sub" / "dir").is_dir()
+
+
+def test_unwritable_output_directory(tmp_path):
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o500)
+    try:
+        import os
+        if os.access(d, os.W_OK):   # root ignores permission bits; use a path under a file
+            target = tmp_path / "afile"
+            target.write_text("x")
+            with pytest.raises(ResultFileError, match="cannot create output directory"):
+                check_new_output(target / "r.h5", force=False)
+        else:
+            with pytest.raises(ResultFileError, match="not writable"):
+                check_new_output(d / "r.h5", force=False)
+    finally:
+        d.chmod(0o700)
