@@ -53,7 +53,7 @@ def summarize_file(path: str | Path, top: int = 10) -> dict:
                     v = g.attrs[extra]
                     out["best"][extra] = attr_json(g, extra) if extra == "stderr" else (
                         v.item() if hasattr(v, "item") else v)
-        elif scan["best_row"] is not None:  # a running or killed file: best from the rows
+        elif scan["best_row"] is not None and kind != "temper":  # running or killed: from rows
             row = scan["best_row"]
             out["best"] = {"params": _best_params(kind, ds, row),
                            "objective": float(row["objective"]), "task_id": int(row["task_id"])}
@@ -62,7 +62,7 @@ def summarize_file(path: str | Path, top: int = 10) -> dict:
 
 
 def _top_rows(kind: str, ds, k: int, direction: str) -> list[dict]:
-    if k <= 0:
+    if k <= 0 or "objective" not in ds.dtype.names:
         return []
     sign = -1.0 if direction == "maximize" else 1.0
     best: list[tuple[float, dict]] = []

@@ -63,22 +63,26 @@ def scan_table(ds: h5py.Dataset, *, minimize: bool = True) -> dict:
     counts = {name: 0 for name in schema.STATUS_NAMES}
     best_row, best_val = None, math.inf
     sign = 1.0 if minimize else -1.0
+    column = "objective" if "objective" in ds.dtype.names else (
+        "best_energy" if "best_energy" in ds.dtype.names else None)   # temper rounds
     for a in range(0, ds.shape[0], SCAN_ROWS):
         rows = ds[a:a + SCAN_ROWS]
         for name, code in schema.STATUS_NAMES.items():
             counts[name] += int(np.count_nonzero(rows["status"] == code))
         ok = np.flatnonzero(rows["status"] == schema.OK)
-        if len(ok):
-            vals = sign * rows["objective"][ok]
+        if len(ok) and column:
+            vals = sign * rows[column][ok]
             i = ok[np.argmin(vals)]
-            if sign * rows["objective"][i] < best_val:
-                best_val, best_row = float(sign * rows["objective"][i]), rows[i]
+            if sign * rows[column][i] < best_val:
+                best_val, best_row = float(sign * rows[column][i]), rows[i]
     return {"counts": counts, "best_row": best_row}
 
 
 def failures(ds: h5py.Dataset, limit: int = 10) -> list[tuple[str, int]]:
     """Failed/timed-out rows grouped by error message, most frequent first."""
     groups: dict[str, int] = {}
+    if "message" not in ds.dtype.names:
+        return []
     for a in range(0, ds.shape[0], SCAN_ROWS):
         rows = ds[a:a + SCAN_ROWS]
         bad = (rows["status"] == schema.FAILED) | (rows["status"] == schema.TIMEOUT)

@@ -129,7 +129,8 @@ class ResultStore:
     # -- lifecycle ------------------------------------------------------------------
     def create(self, *, kind: str, config_text: str, config_hash: str, seed: int,
                tables: dict[str, TableSpec], attrs: dict[str, Any] | None = None,
-               groups: tuple[str, ...] = ("best",)) -> None:
+               groups: tuple[str, ...] = ("best",),
+               arrays: dict[str, np.ndarray] | None = None) -> None:
         """Create the file (collectively), allocate every table and group, status 'running'.
 
         Everything that changes file metadata happens here and is flushed at once: later
@@ -162,6 +163,8 @@ class ResultStore:
                 ds[a:b] = schema.empty_rows(spec.dtype, np.arange(a, b))
         for name in groups:
             f.create_group(name)
+        for name, value in (arrays or {}).items():   # fixed-shape datasets overwritten in place
+            f.create_dataset(name, data=value)
         f.flush()
 
     def resume(self, *, world_size: int) -> None:
@@ -193,16 +196,16 @@ class ResultStore:
             return None
         return self.file[table][start:stop]
 
-    def write_rows(self, table: str, rows: np.ndarray) -> None:
-        """Write rows at the positions given by their task ids (independent I/O)."""
+    def write_rows(self, table: str, rows: np.ndarray, positions: np.ndarray | None = None) -> None:
+        """Write rows in place: at their task ids, or at `positions` (independent I/O)."""
         if len(rows) == 0:
             return
         if self.file is None:
             raise RuntimeError(f"rank {self.world.rank} holds no file handle to write rows")
         ds = self.file[table]
-        order = np.argsort(rows["task_id"], kind="stable")
-        rows = rows[order]
-        ids = rows["task_id"]
+        ids = rows["task_id"] if positions is None else np.asarray(positions, dtype=np.int64)
+        order = np.argsort(ids, kind="stable")
+        rows, ids = rows[order], ids[order]
         if ids[-1] - ids[0] + 1 == len(ids):  # one contiguous block: a single slice write
             ds[int(ids[0]):int(ids[-1]) + 1] = rows
         else:
@@ -213,6 +216,14 @@ class ResultStore:
         """Make written rows durable for readers (serial path; mpio writes go straight out)."""
         if self.file is not None and not self.parallel:
             self.file.flush()
+
+    def write_array(self, name: str, value: np.ndarray) -> None:
+        """Overwrite a dataset made by create(arrays=...) (same shape: no metadata change)."""
+        if self.file is not None:
+            self.file[name][...] = value
+
+    def read_array(self, name: str) -> np.ndarray | None:
+        return None if self.file is None else self.file[name][()]
 
     def set_attrs(self, obj: str, attrs: dict[str, Any]) -> None:
         """Set attributes of '/' or a group/table (collective in parallel mode)."""

@@ -64,6 +64,21 @@ def sweep_dtype(n_params: int) -> np.dtype:
     ])
 
 
+def with_status(dtype: np.dtype) -> np.dtype:
+    """`dtype` with a status column after task_id (tables whose rows come from a policy)."""
+    fields = [(n, dtype.fields[n][0]) for n in dtype.names]
+    return np.dtype(fields[:1] + [("status", status_dtype)] + fields[1:])
+
+
+def as_rows(records: np.ndarray, dtype: np.dtype, status: int = OK) -> np.ndarray:
+    """Copy policy records into table rows of `dtype` (which adds status)."""
+    rows = np.zeros(len(records), dtype=dtype)
+    for name in records.dtype.names:
+        rows[name] = records[name]
+    rows["status"] = status
+    return rows
+
+
 def encode_message(text: str) -> bytes:
     return text.encode("utf-8", "replace")[:MESSAGE_LEN]
 

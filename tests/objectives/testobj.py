@@ -59,3 +59,9 @@ def busy(p):
 
 def broken_import_time():  # pragma: no cover - referenced by bad-config tests only
     raise AssertionError
+
+
+def slow_energy(x):
+    """A 2-D double well, slowed down by a short sleep (interruptible tempering runs)."""
+    time.sleep(float(os.environ.get("TESTOBJ_SLEEP", "0.0002")))
+    return float((x[0] ** 2 - 1.0) ** 2 * 4.0 + 0.5 * x[1] ** 2)

@@ -1,0 +1,236 @@
+"""Tempering statistics: record dtypes, running accumulators, post-hoc estimators.
+
+Every accumulator is updated from data every rank holds after the round's
+allgather, so all ranks carry identical statistics and any rank can write them.
+Accumulators count rounds >= burn_in only (the per-round records hold everything).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# -- record layouts (HDF5 compound rows; first column task_id) ---------------------------------
+
+def round_dtype(n_replicas: int, observable_names=()) -> np.dtype:
+    """One row per exchange round; task_id = round number; arrays indexed by replica id.
+
+    Pair columns (index k = slots k, k+1) exist only with 2 or more replicas.
+    """
+    r = (n_replicas,)
+    fields = [("task_id", "<i8"),
+              ("slot", "<i4", r),               # temperature index of each replica this round
+              ("temperature", "<f8", r),        # its temperature this round
+              ("energy", "<f8", r),             # its energy after the round's Metropolis steps
+              ("move_acceptance", "<f8", r)]    # fraction of its moves accepted this round
+    fields += [(name, "<f8", r) for name in observable_names]
+    if n_replicas > 1:
+        p = (n_replicas - 1,)
+        fields += [("swap_attempted", "?", p), ("swap_accepted", "?", p),
+                   ("swap_probability", "<f8", p)]   # min(1, exp(dbeta dE)) before the swap
+    fields += [("best_energy", "<f8")]              # lowest energy seen so far, all replicas
+    return np.dtype(fields)
+
+
+def sample_dtype(state_shape, state_dtype, observable_names=()) -> np.dtype:
+    """One row per stored T_min sample; task_id = round number."""
+    return np.dtype([("task_id", "<i8"), ("replica", "<i4"), ("temperature", "<f8"),
+                     ("energy", "<f8"), ("state", np.dtype(state_dtype).str, tuple(state_shape))]
+                    + [(name, "<f8") for name in observable_names])
+
+
+PAIR_DTYPE = np.dtype([("task_id", "<i8"), ("t_low", "<f8"), ("t_high", "<f8"),
+                       ("attempted", "<i8"), ("accepted", "<i8"), ("acceptance", "<f8"),
+                       ("mean_probability", "<f8")])
+REPLICA_DTYPE = np.dtype([("task_id", "<i8"), ("round_trips", "<i8"), ("mean_round_trip", "<f8"),
+                          ("best_energy", "<f8"), ("best_round", "<i8"), ("final_slot", "<i4"),
+                          ("move_acceptance", "<f8")])
+SLOT_DTYPE = np.dtype([("task_id", "<i8"), ("temperature", "<f8"), ("n", "<i8"),
+                       ("mean_energy", "<f8"), ("var_energy", "<f8")])
+
+
+# -- round trips -------------------------------------------------------------------------------
+
+class RoundTrips:
+    """Counts T_min -> T_max -> T_min round trips of every replica.
+
+    A trip starts when a replica is seen at slot 0 and ends the next time it is
+    seen at slot 0 after having been at the top slot; its time is in rounds.
+    """
+
+    def __init__(self, n_replicas: int):
+        self.n = n_replicas
+        self.heading = np.zeros(n_replicas, dtype=np.int8)   # 0 unseen, 1 going up, -1 coming down
+        self.start = np.full(n_replicas, -1, dtype=np.int64)
+        self.count = np.zeros(n_replicas, dtype=np.int64)
+        self.time_sum = np.zeros(n_replicas, dtype=np.int64)
+
+    def observe(self, slot_of_replica: np.ndarray, round_no: int) -> None:
+        if self.n < 2:
+            return
+        for i in np.flatnonzero(slot_of_replica == 0):
+            if self.heading[i] == -1:
+                self.count[i] += 1
+                self.time_sum[i] += round_no - self.start[i]
+            self.heading[i], self.start[i] = 1, round_no
+        top = slot_of_replica == self.n - 1
+        self.heading[top & (self.heading == 1)] = -1
+
+    def mean_time(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.count > 0, self.time_sum / np.maximum(self.count, 1), np.nan)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"trip_heading": self.heading.copy(), "trip_start": self.start.copy(),
+                "trip_count": self.count.copy(), "trip_time_sum": self.time_sum.copy()}
+
+    def restore(self, s: dict) -> None:
+        self.heading = np.array(s["trip_heading"], dtype=np.int8)
+        self.start = np.array(s["trip_start"], dtype=np.int64)
+        self.count = np.array(s["trip_count"], dtype=np.int64)
+        self.time_sum = np.array(s["trip_time_sum"], dtype=np.int64)
+
+
+def round_trips_from_slots(slots_by_round: np.ndarray, first_round: int = 0) -> RoundTrips:
+    """Post-hoc round-trip counts from the `slot` column of the round records."""
+    slots_by_round = np.asarray(slots_by_round)
+    trips = RoundTrips(slots_by_round.shape[1])
+    for r, slots in enumerate(slots_by_round):
+        trips.observe(slots, first_round + r)
+    return trips
+
+
+# -- the running accumulators of a campaign ----------------------------------------------------
+
+class TemperStats:
+    """Pair acceptance, round trips, per-slot energy moments (Welford), running best."""
+
+    def __init__(self, n_replicas: int, burn_in: int = 0):
+        n, p = n_replicas, max(n_replicas - 1, 0)
+        self.n, self.burn_in = n, int(burn_in)
+        self.pair_attempted = np.zeros(p, dtype=np.int64)
+        self.pair_accepted = np.zeros(p, dtype=np.int64)
+        self.pair_probability_sum = np.zeros(p)
+        self.slot_n = np.zeros(n, dtype=np.int64)
+        self.slot_mean = np.zeros(n)
+        self.slot_m2 = np.zeros(n)
+        self.trips = RoundTrips(n)
+        self.best_energy = math.inf
+        self.best_replica = -1
+        self.n_samples = 0
+
+    def update(self, round_no: int, slot_of_replica: np.ndarray, energies: np.ndarray,
+               best_energies: np.ndarray, exchange=None) -> None:
+        """Account round `round_no`: slots during its steps, energies after them, its exchange."""
+        i = int(np.argmin(best_energies))  # first replica on ties: identical on every rank
+        if best_energies[i] < self.best_energy:
+            self.best_energy, self.best_replica = float(best_energies[i]), i
+        if round_no < self.burn_in:
+            return
+        e_slot = np.empty(self.n)
+        e_slot[slot_of_replica] = energies
+        self.slot_n += 1
+        delta = e_slot - self.slot_mean
+        self.slot_mean += delta / self.slot_n
+        self.slot_m2 += delta * (e_slot - self.slot_mean)
+        self.trips.observe(slot_of_replica, round_no)
+        if exchange is not None and self.n > 1:
+            self.pair_attempted += exchange.attempted
+            self.pair_accepted += exchange.accepted
+            self.pair_probability_sum += exchange.probability
+
+    def slot_variance(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.slot_n > 1, self.slot_m2 / np.maximum(self.slot_n - 1, 1), np.nan)
+
+    def pair_table(self, temperatures: np.ndarray) -> np.ndarray:
+        rows = np.zeros(max(self.n - 1, 0), dtype=PAIR_DTYPE)
+        rows["task_id"] = np.arange(rows.size)
+        rows["t_low"], rows["t_high"] = temperatures[:-1], temperatures[1:]
+        rows["attempted"], rows["accepted"] = self.pair_attempted, self.pair_accepted
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rows["acceptance"] = np.where(self.pair_attempted > 0,
+                                          self.pair_accepted / np.maximum(self.pair_attempted, 1), np.nan)
+            rounds = self.slot_n[0] if self.n else 0
+            rows["mean_probability"] = self.pair_probability_sum / rounds if rounds else np.nan
+        return rows
+
+    def slot_table(self, temperatures: np.ndarray) -> np.ndarray:
+        rows = np.zeros(self.n, dtype=SLOT_DTYPE)
+        rows["task_id"] = np.arange(self.n)
+        rows["temperature"], rows["n"] = temperatures, self.slot_n
+        rows["mean_energy"] = np.where(self.slot_n > 0, self.slot_mean, np.nan)
+        rows["var_energy"] = self.slot_variance()
+        return rows
+
+    _ARRAYS = ("pair_attempted", "pair_accepted", "pair_probability_sum", "slot_n", "slot_mean",
+               "slot_m2")
+
+    def state(self) -> dict[str, np.ndarray]:
+        s = {name: getattr(self, name).copy() for name in self._ARRAYS}
+        s.update(self.trips.state())
+        s["best_energy"] = np.float64(self.best_energy)
+        s["best_replica"] = np.int64(self.best_replica)
+        s["n_samples"] = np.int64(self.n_samples)
+        return s
+
+    def restore(self, s: dict) -> None:
+        for name in self._ARRAYS:
+            current = getattr(self, name)
+            value = np.array(s[name], dtype=current.dtype)
+            if value.shape != current.shape:
+                raise ValueError(f"checkpoint {name} has shape {value.shape}, expected {current.shape}")
+            setattr(self, name, value)
+        self.trips.restore(s)
+        self.best_energy = float(s["best_energy"])
+        self.best_replica = int(s["best_replica"])
+        self.n_samples = int(s["n_samples"])
+
+
+# -- post-hoc estimators -----------------------------------------------------------------------
+
+def energies_by_slot(records: np.ndarray) -> np.ndarray:
+    """(n_rounds, R) energies ordered by slot (column 0 = T_min chain) from round records."""
+    out = np.empty_like(records["energy"])
+    np.put_along_axis(out, records["slot"].astype(np.int64), records["energy"], axis=1)
+    return out
+
+
+def batch_means(series: np.ndarray, n_batches: int = 20, statistic=np.mean) -> tuple[float, float]:
+    """(estimate, standard error) of `statistic` from `n_batches` contiguous batches.
+
+    Accounts for autocorrelation shorter than a batch.  `series` may be (n,) or (n, k):
+    the statistic is applied along axis 0 of each batch.
+    """
+    series = np.asarray(series, dtype=np.float64)
+    size = series.shape[0] // n_batches
+    if size < 1:
+        raise ValueError(f"need at least {n_batches} values, got {series.shape[0]}")
+    batches = series[: size * n_batches].reshape((n_batches, size) + series.shape[1:])
+    values = np.array([statistic(b, axis=0) for b in batches])
+    return statistic(series, axis=0), values.std(axis=0, ddof=1) / math.sqrt(n_batches)
+
+
+def thermodynamic_integration(temperatures, mean_energies, errors=None) -> tuple[float, float]:
+    """log Z(T_min) - log Z(T_max) = -integral of <E> d(beta), with standard error.
+
+    d log Z / d beta = -<E>; the integral is taken as the trapezoid rule over
+    u = ln beta of beta <E> (smooth for most targets: exact for a Gaussian).
+    `errors`: independent standard errors of the mean energies (or None).
+    """
+    t = np.asarray(temperatures, dtype=np.float64)
+    e = np.asarray(mean_energies, dtype=np.float64)
+    if t.size < 2 or e.shape != t.shape:
+        raise ValueError("need matching temperatures and mean energies, at least two of each")
+    beta = 1.0 / t
+    u = np.log(beta)
+    du = -np.diff(u)                        # > 0: u decreases from the cold end
+    w = np.zeros_like(u)
+    w[:-1] += du / 2
+    w[1:] += du / 2                         # integral over [u_hot, u_cold] = sum w_k f_k
+    f = beta * e
+    value = -float(np.sum(w * f))
+    err = math.nan if errors is None else float(
+        np.sqrt(np.sum((w * beta * np.asarray(errors, dtype=np.float64)) ** 2)))
+    return value, err
