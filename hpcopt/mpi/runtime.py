@@ -82,6 +82,25 @@ class World:
     def abort(self, code: int = 1) -> None:
         self.comm.Abort(code)
 
+    def node_first(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` on one rank per node, then on that node's other ranks.
+
+        For numba's on-disk cache: the first rank compiles and writes the cache,
+        the others then load it instead of all compiling at once.
+        """
+        if self.size == 1:
+            return fn()
+        MPI = _mpi()
+        node = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        try:
+            result = fn() if node.Get_rank() == 0 else None
+            wait_quietly(node.Ibarrier())
+            if node.Get_rank() != 0:
+                result = fn()
+            return result
+        finally:
+            node.Free()
+
 
 def wait_quietly(request) -> Any:
     """Poll `request.test()` with exponential backoff sleeps; return the received object."""

@@ -58,6 +58,21 @@ def build_target(cfg: SweepConfig):
     return problem
 
 
+def warmed_up(problem, cfg: SweepConfig):
+    """Compile the model's kernels (or load them from numba's cache): one evaluation of
+    chi2 and residuals at the first start.  Plain objectives are left alone (they may be
+    expensive and have nothing to compile)."""
+    if cfg.objective is None:
+        x = build_design(cfg, problem).point(0)
+        with np.errstate(all="ignore"):
+            try:
+                problem.chi2(x)
+                problem.residuals(x)
+            except Exception:  # noqa: BLE001 - the sweep reports model errors per start
+                pass
+    return problem
+
+
 def build_design(cfg: SweepConfig, problem) -> StartDesign:
     """Start points over every model parameter, in the model's order (fixed ones included)."""
     by_name = {p.name: p for p in cfg.params}
@@ -186,7 +201,7 @@ def chunk_size(cfg: SweepConfig, n_tasks: int, world_size: int) -> int:
 
 def run_sweep(world: World, cfg: SweepConfig, *, resume: bool, quiet: bool = False) -> dict:
     """Run (or resume) the sweep on every rank; return the summary (rank 0) or {}."""
-    problem = build_target(cfg)
+    problem = world.node_first(lambda: warmed_up(build_target(cfg), cfg))
     design = build_design(cfg, problem)
     n_tasks = design.n_tasks
     dtype = schema.sweep_dtype(len(design.param_names))
