@@ -14,6 +14,7 @@ turns a task into an outcome.  Neither calls MPI.
 
 from __future__ import annotations
 
+import functools
 import math
 import signal
 import threading
@@ -62,8 +63,8 @@ class TaskSource(Protocol):
     def exhausted(self) -> bool:
         """True once no further task will ever be produced."""
 
-    def on_result(self, row: np.void) -> None:
-        """A final row (ok, or failed after retries)."""
+    def on_results(self, rows: np.ndarray) -> None:
+        """Final rows (ok, or failed after retries), a structured array."""
 
     def on_report(self, task_id: int, step: int, value: float) -> bool:
         """An intermediate value; return True to stop the task (prune)."""
@@ -111,6 +112,11 @@ class _time_limit:
         return False
 
 
+@functools.lru_cache(maxsize=8)
+def _row_template(dtype: np.dtype) -> np.ndarray:
+    return schema.empty_rows(dtype, [0])
+
+
 def run_task(evaluator: Evaluator, task: Task, dtype: np.dtype, rank: int,
              timeout: float | None, report: Callable[[int, float], bool]) -> np.ndarray:
     """Evaluate one task and build its result row; exceptions become data."""
@@ -127,7 +133,8 @@ def run_task(evaluator: Evaluator, task: Task, dtype: np.dtype, rank: int,
     objective = values.get("objective")
     if status == schema.OK and objective is not None and not math.isfinite(float(objective)):
         status, message = schema.FAILED, f"objective is not finite ({objective})"
-    row = schema.empty_rows(dtype, [task.task_id])
+    row = _row_template(dtype).copy()
+    row["task_id"] = task.task_id
     for name, value in {**inputs, **values}.items():
         row[name] = value
     row["status"] = status
@@ -165,16 +172,18 @@ def run_dynamic(world: World, *, source: TaskSource | None, evaluator: Evaluator
     return FarmStats()
 
 
-def _finalize(source: TaskSource, row: np.ndarray, payload: Any, retry: deque,
+def _finalize(source: TaskSource, rows: np.ndarray, payloads: dict[int, Any], retry: deque,
               options: FarmOptions, stats: FarmStats, rank: int) -> None:
-    """Retry a failed row (not timeouts or prunes) or hand the final row to the source."""
-    r = row[0]
-    if r["status"] == schema.FAILED and int(r["attempts"]) <= options.max_retries:
-        retry.append(Task(int(r["task_id"]), int(r["attempts"]), payload, avoid_rank=rank))
-        stats.retries += 1
-        return
-    stats.tasks_done += 1
-    source.on_result(r)
+    """Queue failed rows for a retry (not timeouts or prunes); the rest go to the source."""
+    again = (rows["status"] == schema.FAILED) & (rows["attempts"] <= options.max_retries)
+    for r in rows[again]:
+        tid = int(r["task_id"])
+        retry.append(Task(tid, int(r["attempts"]), payloads.get(tid), avoid_rank=rank))
+    stats.retries += int(again.sum())
+    final = rows[~again]
+    if len(final):
+        stats.tasks_done += len(final)
+        source.on_results(final)
 
 
 def _run_local(world, source, evaluator, dtype, options) -> FarmStats:
@@ -188,7 +197,7 @@ def _run_local(world, source, evaluator, dtype, options) -> FarmStats:
             raise RuntimeError("task source has nothing to run and nothing pending at world size 1")
         report = (lambda step, value, tid=task.task_id: source.on_report(tid, step, value))
         row = run_task(evaluator, task, dtype, world.rank, options.task_timeout, report)
-        _finalize(source, row, task.payload, retry, options, stats, world.rank)
+        _finalize(source, row, {task.task_id: task.payload}, retry, options, stats, world.rank)
     stats.interrupted = stop_requested()
     return stats
 
@@ -251,10 +260,13 @@ class _Coordinator:
     def _take_rows(self, src: int, rows: np.ndarray | None) -> None:
         if rows is None or len(rows) == 0:
             return
-        for i in range(len(rows)):
-            task = self.outstanding[src].pop(int(rows[i]["task_id"]), None)
-            _finalize(self.source, rows[i:i + 1], task.payload if task else None, self.retry,
-                      self.options, self.stats, src)
+        done = self.outstanding[src]
+        payloads = {}
+        for tid in rows["task_id"].tolist():
+            task = done.pop(tid, None)
+            if task is not None and task.payload is not None:
+                payloads[tid] = task.payload
+        _finalize(self.source, rows, payloads, self.retry, self.options, self.stats, src)
 
     def _next_for(self, worker: int) -> Task | None:
         for i, task in enumerate(self.retry):
@@ -264,10 +276,10 @@ class _Coordinator:
         return self.source.next_task()
 
     def _top_up(self, worker: int) -> None:
-        """Send `worker` up to one chunk, keeping at most `window` tasks outstanding."""
+        """Fill `worker` up to `window` outstanding tasks (so it never waits for us)."""
         room = self.window - len(self.outstanding[worker])
         batch = []
-        while len(batch) < min(room, self.options.chunk_size):
+        while len(batch) < room:
             task = self._next_for(worker)
             if task is None:
                 break

@@ -126,7 +126,7 @@ class SweepEvaluator:
         return {"x0": self.design.point(task.task_id)}
 
     def evaluate(self, task: Task, report) -> Outcome:
-        x0 = self.design.point(task.task_id)
+        x0 = self.design.point(task.task_id)   # cheap: an index unravel or a table row
         res = self.refine(self.problem, x0, self.design.lower, self.design.upper,
                           self.cfg.local_method, max_nfev=self.cfg.max_nfev)
         values = {"x0": x0, "x": res.x, "objective": res.chi2, "n_eval": res.nfev,
@@ -146,7 +146,8 @@ class SweepSource:
         self.store, self.dtype, self.progress = store, dtype, progress
         self.pending = pending
         self.next_index = 0
-        self.buffer: list[np.void] = []
+        self.buffer: list[np.ndarray] = []
+        self.n_buffered = 0
         self.flush_every = flush_every
         self.last_write = time.monotonic()
 
@@ -160,11 +161,12 @@ class SweepSource:
     def exhausted(self) -> bool:
         return self.next_index >= len(self.pending)
 
-    def on_result(self, row: np.void) -> None:
-        self.buffer.append(row)
-        ok = row["status"] == schema.OK
-        self.progress.update(1, float(row["objective"]) if ok else None)
-        due = (len(self.buffer) >= self.flush_every if self.flush_every
+    def on_results(self, rows: np.ndarray) -> None:
+        self.buffer.append(rows)
+        self.n_buffered += len(rows)
+        ok = rows["objective"][rows["status"] == schema.OK]
+        self.progress.update(len(rows), float(ok.min()) if len(ok) else None)
+        due = (self.n_buffered >= self.flush_every if self.flush_every
                else time.monotonic() - self.last_write >= self.FLUSH_SECONDS)
         if due:
             self.write()
@@ -178,8 +180,9 @@ class SweepSource:
 
     def write(self) -> None:
         if self.buffer:
-            self.store.write_rows(TABLE, np.array(self.buffer, dtype=self.dtype))
+            self.store.write_rows(TABLE, np.concatenate(self.buffer))
             self.buffer.clear()
+            self.n_buffered = 0
         self.store.flush()
         self.last_write = time.monotonic()
 

@@ -1,0 +1,1 @@
+"""hpcopt benchmarks: `make bench` (python -m bench) writes bench/results.json."""

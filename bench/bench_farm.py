@@ -1,0 +1,146 @@
+"""Task-farm figures (issue 3): throughput of empty tasks against mpi4py.futures and
+multiprocessing.Pool at the same process count, the speed-up of CPU-bound work at 3
+ranks over 1, and the CPU time of waiting ranks."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+PY = sys.executable
+MPIEXEC = str(Path(PY).parent / "mpiexec")
+
+
+def _env() -> dict:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join([str(BENCH), e.get("PYTHONPATH", "")])
+    return e
+
+
+def _sweep_config(d: Path, func: str, n_tasks: int, chunk: int = 0) -> Path:
+    cfg = d / f"{func}-{n_tasks}.toml"
+    cfg.write_text(textwrap.dedent(f"""
+        [objective]
+        function = "objectives:{func}"
+        [parameters]
+        x = {{ min = 0.0, max = 1.0, points = {n_tasks} }}
+        [local]
+        method = "none"
+        [run]
+        chunk_size = {chunk}
+        [output]
+        path = "{func}-{n_tasks}.h5"
+        """))
+    return cfg
+
+
+def hpcopt_farm_seconds(func: str, n_tasks: int, ranks: int, chunk: int = 0) -> float:
+    """Farm wall time of a sweep (from the result file: start-up excluded)."""
+    import h5py
+    with tempfile.TemporaryDirectory() as d:
+        cfg = _sweep_config(Path(d), func, n_tasks, chunk)
+        cmd = [PY, "-m", "hpcopt", "sweep", str(cfg), "-q", "--force"]
+        if ranks > 1:
+            cmd = [MPIEXEC, "-n", str(ranks), *cmd]
+        subprocess.run(cmd, check=True, env=_env(), capture_output=True, timeout=900)
+        with h5py.File(Path(d) / f"{func}-{n_tasks}.h5", "r") as f:
+            return float(f.attrs["elapsed_last_run"])
+
+
+def futures_seconds(n_tasks: int, ranks: int) -> float:
+    script = textwrap.dedent(f"""
+        import time
+        from mpi4py.futures import MPIPoolExecutor
+        from objectives import empty_task
+        if __name__ == "__main__":
+            with MPIPoolExecutor() as ex:
+                list(ex.map(empty_task, range(64)))        # workers up
+                t0 = time.perf_counter()
+                list(ex.map(empty_task, range({n_tasks}), chunksize=16))
+                print(time.perf_counter() - t0)
+        """)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "futures_bench.py"
+        path.write_text(script)
+        out = subprocess.run([MPIEXEC, "-n", str(ranks), PY, "-m", "mpi4py.futures", str(path)],
+                             check=True, env=_env(), capture_output=True, text=True, timeout=900)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def pool_seconds(n_tasks: int, processes: int) -> float:
+    script = textwrap.dedent(f"""
+        import time, multiprocessing as mp
+        from objectives import empty_task
+        if __name__ == "__main__":
+            with mp.Pool({processes}) as pool:
+                pool.map(empty_task, range(64))
+                t0 = time.perf_counter()
+                pool.map(empty_task, range({n_tasks}), chunksize=16)
+                print(time.perf_counter() - t0)
+        """)
+    out = subprocess.run([PY, "-c", script], check=True, env=_env(), capture_output=True,
+                         text=True, timeout=900)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def idle_rank_cpu(wait: float = 3.0) -> dict:
+    """CPU seconds used by 3 ranks while the only task sleeps `wait` s (spinning would be ~3*wait)."""
+    with tempfile.TemporaryDirectory() as d:
+        cfg = Path(d) / "sleep.toml"
+        cfg.write_text(textwrap.dedent("""
+            [objective]
+            function = "objectives:empty"
+            [parameters]
+            x = { min = 0.0, max = 1.0, points = 1 }
+            [local]
+            method = "none"
+            [output]
+            path = "sleep.h5"
+            """))
+        def cpu(func: str) -> tuple[float, float]:
+            cfg.write_text(cfg.read_text().replace("objectives:empty", f"objectives:{func}")
+                           .replace("objectives:sleepy", f"objectives:{func}"))
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.monotonic()
+            subprocess.run([MPIEXEC, "-n", "3", PY, "-m", "hpcopt", "sweep", str(cfg), "-q",
+                            "--force"], check=True, env=dict(_env(), BENCH_SLEEP=str(wait)),
+                           capture_output=True, timeout=300)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+                    time.monotonic() - t0)
+        base_cpu, base_wall = cpu("empty")
+        sleep_cpu, sleep_wall = cpu("sleepy")
+    return {"farm_idle_wait_s": sleep_wall - base_wall,
+            "farm_idle_extra_cpu_s": sleep_cpu - base_cpu,
+            "farm_idle_cpu_fraction_of_spinning": (sleep_cpu - base_cpu) / (3 * (sleep_wall - base_wall))}
+
+
+def run(n_empty: int = 20000, n_busy: int = 200) -> dict:
+    out = {}
+    t = hpcopt_farm_seconds("empty", n_empty, 3)
+    out["farm_empty_tasks_per_s_hpcopt_3ranks"] = n_empty / t
+    out["farm_empty_tasks_per_s_mpi4py_futures_3procs"] = n_empty / futures_seconds(n_empty, 3)
+    out["farm_empty_tasks_per_s_mp_pool_3procs"] = n_empty / pool_seconds(n_empty, 2)
+    out["farm_empty_ratio_vs_mpi4py_futures"] = (out["farm_empty_tasks_per_s_hpcopt_3ranks"]
+                                                 / out["farm_empty_tasks_per_s_mpi4py_futures_3procs"])
+    out["farm_empty_ratio_vs_mp_pool"] = (out["farm_empty_tasks_per_s_hpcopt_3ranks"]
+                                          / out["farm_empty_tasks_per_s_mp_pool_3procs"])
+    t1 = hpcopt_farm_seconds("busy", n_busy, 1, chunk=1)
+    t3 = hpcopt_farm_seconds("busy", n_busy, 3, chunk=1)
+    out["farm_busy_200x20ms_1rank_s"] = t1
+    out["farm_busy_200x20ms_3ranks_s"] = t3
+    out["farm_busy_speedup_3ranks_over_1"] = t1 / t3
+    out.update(idle_rank_cpu())
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
