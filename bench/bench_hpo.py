@@ -166,7 +166,17 @@ def run(quick: bool = False) -> dict:
             overhead[f"policy_journal/{sampler}/{n}"] = policy_overhead(sampler, n, "journal",
                                                                         limit)
     hartmann = compare_hartmann(n_trials=30 if quick else 60, seeds=(0,) if quick else (0, 1, 2))
-    return {"overhead_ms_per_trial": overhead, "hartmann6": hartmann}
+    flat: dict = {}
+    for key, fig in overhead.items():   # scalars first: bench/__main__ prints these
+        flat[f"{key} ms/trial" + (" (extrapolated)" if fig["extrapolated"] else "")] = \
+            fig["ms_per_trial"]
+    for mode, runs in hartmann["runs"].items():
+        flat[f"hartmann6/{mode} mean final best"] = float(np.mean([r["final_best"]
+                                                                   for r in runs]))
+        flat[f"hartmann6/{mode} runs reaching {hartmann['target']}"] = sum(
+            r["time_to_target_s"] is not None for r in runs)
+        flat[f"hartmann6/{mode} mean wall s"] = float(np.mean([r["wall_s"] for r in runs]))
+    return {**flat, "overhead_ms_per_trial": overhead, "hartmann6": hartmann}
 
 
 if __name__ == "__main__":

@@ -70,9 +70,9 @@ def markdown(result: dict) -> str:
         "**Procedure** (`hpcopt.models.nist.multistart`), using only each file's two published",
         "starting values, never the certified ones: Sobol starts (`hpcopt.sweep.starts`, seed 0;",
         "the smallest power of two >= 4 x the number of parameters, 8 to 64) over the box",
-        "spanned by Start 1 and Start 2",
-        f"widened by {N.NARROW:g} (log scale for positive parameters: [min/{N.NARROW:g}, "
-        f"max*{N.NARROW:g}]; otherwise midpoint +- {N.NARROW:g} * max |start|), each refined by",
+        f"spanned by Start 1 and Start 2 widened by {N.NARROW:g} (for positive parameters on a",
+        f"log scale: [min/{N.NARROW:g}, max*{N.NARROW:g}]; otherwise midpoint +- "
+        f"{N.NARROW:g} * max |start|), each refined by",
         "`scipy.optimize.least_squares` (trf, `x_scale=\"jac\"`, ftol = xtol = gtol = 1e-15,",
         f"exact complex-step Jacobian, {N.MAX_NFEV} evaluations at most) within the box widened",
         f"by {N.WIDE:g}; the lowest chi2 wins.  Required: 6 digits (lower/average difficulty),",

@@ -407,7 +407,7 @@ def rss_resolution(y: np.ndarray, residuals: np.ndarray) -> float:
 #: starts are drawn from the box of the two NIST starts widened by NARROW; the local
 #: refinement may roam the box widened by WIDE (see :func:`starts_box`)
 NARROW, WIDE = 2.0, 10.0
-MAX_NFEV = 1000
+MAX_NFEV = 300  # least_squares budget per start (scipy counting; its default is 100 per parameter)
 
 
 def default_n_starts(n_params: int) -> int:
@@ -438,7 +438,7 @@ def multistart(problem: NistProblem, *, n_starts: int | None = None, seed: int =
     return (results[best] if best >= 0 else None), results
 
 
-def single_fit(problem: NistProblem, start: int, *, max_nfev: int = MAX_NFEV):
+def single_fit(problem: NistProblem, start: int, *, max_nfev: int | None = MAX_NFEV):
     """One least_squares fit from Start 1 or Start 2 within ``starts_box(problem, WIDE)``."""
     from ..sweep.local import refine
     from .curve import CurveProblem

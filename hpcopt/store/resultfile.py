@@ -47,6 +47,7 @@ class TableSpec:
     dtype: np.dtype
     n_rows: int
     attrs: dict[str, Any] = field(default_factory=dict)
+    growable: bool = False     # chunked and resizable (serial writer only: resizing is metadata)
 
 
 def _attr_value(value: Any) -> Any:
@@ -149,7 +150,11 @@ class ResultStore:
         for k, v in root.items():
             f.attrs[k] = _attr_value(v)
         for name, spec in tables.items():
-            ds = f.create_dataset(name, shape=(spec.n_rows,), dtype=spec.dtype)
+            if spec.growable and self.parallel:
+                raise ValueError(f"table {name!r}: growable tables need the serial writer")
+            ds = (f.create_dataset(name, shape=(spec.n_rows,), dtype=spec.dtype, chunks=True,
+                                   maxshape=(None,)) if spec.growable else
+                  f.create_dataset(name, shape=(spec.n_rows,), dtype=spec.dtype))
             for k, v in spec.attrs.items():
                 ds.attrs[k] = _attr_value(v)
             # pending rows with their task ids, written in slices to bound memory
@@ -206,6 +211,10 @@ class ResultStore:
         ids = rows["task_id"] if positions is None else np.asarray(positions, dtype=np.int64)
         order = np.argsort(ids, kind="stable")
         rows, ids = rows[order], ids[order]
+        if ids[-1] >= ds.shape[0]:       # a growable table: double it (rare, serial only)
+            old = ds.shape[0]
+            ds.resize((max(int(ids[-1]) + 1, 2 * old),))
+            ds[old:] = schema.empty_rows(ds.dtype, np.arange(old, ds.shape[0]))
         if ids[-1] - ids[0] + 1 == len(ids):  # one contiguous block: a single slice write
             ds[int(ids[0]):int(ids[-1]) + 1] = rows
         else:

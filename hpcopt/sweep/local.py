@@ -204,9 +204,13 @@ class Uncertainties(NamedTuple):
 
 
 def jacobian(problem: FitProblem, x: np.ndarray, free: np.ndarray | None = None) -> np.ndarray:
-    """Central finite-difference Jacobian of the residuals (columns of free parameters)."""
+    """Jacobian of the residuals (columns of free parameters): the problem's exact one
+    if it has one (``has_jacobian``), else central finite differences."""
     x = np.asarray(x, dtype=np.float64)
     free = np.ones(x.shape, bool) if free is None else np.asarray(free, bool)
+    if getattr(problem, "has_jacobian", False):
+        with np.errstate(all="ignore"):
+            return np.asarray(problem.jacobian(x), dtype=np.float64)[:, free]
     cols = []
     for j in np.flatnonzero(free):
         h = np.cbrt(np.finfo(float).eps) * (abs(x[j]) if x[j] != 0 else 1.0)

@@ -1,0 +1,207 @@
+"""Worker side: run one trial of a Python objective or an external command.
+
+``make_runner(config)`` gives ``runner(spec, report, worker="") -> TrialOutcome``. The
+campaign injects `report(step, value) -> bool`, which asks the coordinator whether to
+stop (:meth:`HpoPolicy.report`). Objectives:
+
+* ``g(params)`` or ``g(params, report)`` (also ``report`` as a keyword-only argument);
+  returns a number, or a dict with ``"value"`` and more JSON (kept as ``info``).
+  When ``report`` has said stop, the objective should return (any value) or raise
+  :class:`TrialPruned`; the trial is recorded as pruned with its last reported value.
+* Exceptions, NaN/inf and non-numbers make the trial fail with the error recorded;
+  ``trial_timeout`` raises :class:`TrialTimeout` inside the objective (SIGALRM, main
+  thread; code stuck in C is interrupted when it returns to Python).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+import numbers
+import signal
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..errors import ConfigError
+from ..imports import load_callable
+from .config import HpoConfig
+from .trials import ReportFn, TrialOutcome, TrialSpec
+
+Runner = Callable[..., TrialOutcome]
+
+
+class TrialPruned(Exception):
+    """Raise inside an objective to stop the trial as pruned (optuna.TrialPruned works too)."""
+
+
+class TrialTimeout(BaseException):
+    """Raised inside an objective when its trial_timeout has passed (a BaseException, so
+    an objective's own ``except Exception`` does not swallow it)."""
+
+
+class Reporter:
+    """The `report` an objective receives: validates, remembers, forwards to the coordinator."""
+
+    def __init__(self, decide: ReportFn | None):
+        self._decide = decide
+        self.stop_requested = False
+        self.last: tuple[int, float] | None = None
+        self.n_reports = 0
+
+    def __call__(self, step: int, value: float) -> bool:
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+            raise ValueError(f"report(step, value): step must be an integer >= 0, got {step!r}")
+        value = float(value)
+        if self.stop_requested:
+            return True
+        self.last, self.n_reports = (int(step), value), self.n_reports + 1
+        if self._decide is not None and math.isfinite(value):
+            self.stop_requested = bool(self._decide(int(step), value))
+        return self.stop_requested
+
+
+def report_mode(func: Callable) -> str:
+    """How `func` takes report: "positional", "keyword" or "none"; ConfigError if neither fits."""
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return "none"
+    kinds = inspect.Parameter
+    params = list(sig.parameters.values())
+    positional = [p for p in params if p.kind in (kinds.POSITIONAL_ONLY,
+                                                  kinds.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    if len(required) > 2 or any(p.kind == kinds.KEYWORD_ONLY and p.default is p.empty
+                                and p.name != "report" for p in params):
+        raise ValueError("the objective must take (params) or (params, report)")
+    if len(positional) >= 2 or any(p.kind == kinds.VAR_POSITIONAL for p in params):
+        return "positional"
+    if "report" in sig.parameters:
+        return "keyword"
+    if not positional and not any(p.kind == kinds.VAR_POSITIONAL for p in params):
+        raise ValueError("the objective must take (params) or (params, report)")
+    return "none"
+
+
+class PythonRunner:
+    """Runs trials of a Python callable in this process."""
+
+    def __init__(self, func: Callable):
+        self.func = func
+        self.mode = report_mode(func)
+
+    def __call__(self, spec: TrialSpec, report: ReportFn | None = None,
+                 worker: str = "") -> TrialOutcome:
+        reporter = Reporter(report)
+        params = copy.deepcopy(spec.params)
+        started, t0 = time.time(), time.perf_counter()
+        state, value, error, info = "failed", None, None, {}
+        try:
+            with _time_limit(spec.timeout):
+                if self.mode == "positional":
+                    result = self.func(params, reporter)
+                elif self.mode == "keyword":
+                    result = self.func(params, report=reporter)
+                else:
+                    result = self.func(params)
+            if reporter.stop_requested:
+                state = "pruned"
+            else:
+                value, info, error = parse_result(result)
+                state = "complete" if error is None else "failed"
+        except TrialTimeout:
+            error = f"timed out after {spec.timeout:g} s"
+        except Exception as exc:  # noqa: BLE001 - every objective error is data
+            if _is_pruned(exc):
+                state = "pruned"
+            else:
+                error = format_error(exc)
+        if state == "pruned":
+            value, error = (reporter.last[1] if reporter.last else None), None
+        return TrialOutcome(spec.number, state, value, error, started,
+                            time.perf_counter() - t0, worker, info)
+
+
+def parse_result(result: Any) -> tuple[float | None, dict, str | None]:
+    """(value, info, error) from what an objective returned."""
+    info: dict = {}
+    if isinstance(result, dict):
+        info = {k: v for k, v in result.items() if k != "value"}
+        if "value" not in result:
+            return None, info, "objective returned a dict without 'value'"
+        result = result["value"]
+    if isinstance(result, bool) or not isinstance(result, numbers.Real):
+        return None, info, f"objective returned {type(result).__name__}, expected a number"
+    value = float(result)
+    if not math.isfinite(value):
+        return None, info, f"objective returned {value}"
+    return value, _jsonable(info), None
+
+
+def format_error(exc: BaseException, frames: int = 3) -> str:
+    """``Type: message`` plus the innermost traceback frames."""
+    tb = traceback.extract_tb(exc.__traceback__)[-frames:]
+    where = "".join(traceback.format_list(tb)).rstrip()
+    return f"{type(exc).__name__}: {exc}" + (f"\n{where}" if where else "")
+
+
+def _is_pruned(exc: BaseException) -> bool:
+    if isinstance(exc, TrialPruned):
+        return True
+    try:
+        import optuna
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, optuna.TrialPruned)
+
+
+def _jsonable(info: dict) -> dict:
+    import json
+    try:
+        return json.loads(json.dumps(info, default=str, allow_nan=False))
+    except ValueError:
+        return {"note": "objective info was not JSON (nan/inf)"}
+
+
+@contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise TrialTimeout in this thread after `seconds` (main thread only, else no limit)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _expired(signum, frame):
+        raise TrialTimeout()
+
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def load_objective(config: HpoConfig) -> Callable:
+    """Import ``[objective] function`` and check its signature (ConfigError, exit 2)."""
+    func = load_callable(config.objective.function, key="objective.function",
+                         source=config.source, base_dir=config.base_dir)
+    try:
+        report_mode(func)
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="objective.function", source=config.source) from None
+    return func
+
+
+def make_runner(config: HpoConfig, trial_root: str | Path | None = None) -> Runner:
+    """The trial runner for ``[objective]``: a PythonRunner or a CommandRunner."""
+    if config.objective.function is not None:
+        return PythonRunner(load_objective(config))
+    from .external import CommandRunner
+    root = trial_root or config.objective.workdir or Path.cwd() / "trials"
+    return CommandRunner(config.objective, Path(root))

@@ -1,0 +1,89 @@
+"""What one HPO trial row holds in the result file (the store module owns the dtypes).
+
+:func:`trial_row_fields` names the columns and their kinds; :func:`trial_row` fills
+one row from a :class:`TrialRecord` (plus the rank that ran it, which only the campaign
+knows); :func:`params_from_row` reads the real parameter values back. Kinds:
+"int" (int64), "float" (float64, NaN when missing), "str" (variable-length UTF-8;
+JSON text where the name ends in ``_json``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .space import SearchSpace
+from .trials import STATES, TrialRecord
+
+PARAM_COLUMN_PREFIX = "p_"
+
+# (name, kind, meaning): fixed columns, in order; task_id first (DESIGN.md)
+BASE_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("task_id", "int", "trial number (unique in the study)"),
+    ("state", "str", "complete | pruned | failed"),
+    ("value", "float", "objective value; last reported value when pruned; NaN when failed"),
+    ("params_json", "str", "real parameter values as a JSON object (lists stay lists)"),
+    ("attempt", "int", "0 for a first run, k for the k-th retry"),
+    ("retry_of", "int", "number of the first attempt, -1 for a first run"),
+    ("retried", "int", "1 when this failed trial was queued again"),
+    ("error", "str", "failed trials: the error message (empty otherwise)"),
+    ("rank", "int", "MPI rank that ran the trial (-1 unknown)"),
+    ("worker", "str", "rank and host, as the campaign names them"),
+    ("started", "float", "unix time the trial started on the worker"),
+    ("duration", "float", "wall seconds on the worker"),
+    ("n_steps", "int", "number of intermediate values reported"),
+    ("last_step", "int", "last reported step, -1 when none"),
+    ("intermediate_json", "str", "JSON list of [step, value] pairs"),
+    ("info_json", "str", "extra JSON the objective returned"),
+)
+
+
+def trial_row_fields(space: SearchSpace) -> list[tuple[str, str]]:
+    """(column name, kind) for every column: the base fields, then ``p_<name>`` (float)
+    for each numeric parameter (NaN when a conditional parameter is inactive)."""
+    fields = [(name, kind) for name, kind, _ in BASE_FIELDS]
+    fields += [(PARAM_COLUMN_PREFIX + p.name, "float") for p in space.params if p.is_numeric]
+    return fields
+
+
+def trial_row(record: TrialRecord, space: SearchSpace, rank: int = -1) -> dict[str, Any]:
+    """One row (column name -> Python value) for `record`."""
+    assert record.state in STATES
+    steps = [s for s, _ in record.intermediate]
+    row: dict[str, Any] = {
+        "task_id": record.number,
+        "state": record.state,
+        "value": math.nan if record.value is None else float(record.value),
+        "params_json": params_to_json(record.params),
+        "attempt": record.attempt,
+        "retry_of": -1 if record.retry_of is None else int(record.retry_of),
+        "retried": int(record.retried),
+        "error": record.error or "",
+        "rank": rank,
+        "worker": record.worker,
+        "started": record.started,
+        "duration": record.duration,
+        "n_steps": len(steps),
+        "last_step": max(steps) if steps else -1,
+        "intermediate_json": json.dumps([[s, v] for s, v in record.intermediate]),
+        "info_json": json.dumps(record.info, default=str) if record.info else "",
+    }
+    for p in space.params:
+        if p.is_numeric:
+            v = record.params.get(p.name)
+            row[PARAM_COLUMN_PREFIX + p.name] = math.nan if v is None else float(v)
+    return row
+
+
+def params_to_json(params: dict[str, Any]) -> str:
+    """Real params as JSON text (keeps the space's order)."""
+    return json.dumps(params)
+
+
+def params_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Real params back from a row (bytes or str), e.g. for best_config.json."""
+    text = row["params_json"]
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    return json.loads(text)

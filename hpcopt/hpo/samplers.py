@@ -1,0 +1,96 @@
+"""Optuna samplers and pruners built from ``[hpo]``, seeded from the campaign seed.
+
+Seeds: every coordinator that joins a study (array tasks) needs its own sampler stream,
+else two random/TPE samplers would propose the same points; `stream` (e.g. the SLURM
+array task id) selects it through ``numpy.random.SeedSequence(seed).spawn``-style keys.
+QMC is the exception: its scrambled sequence must be the same in every coordinator (the
+position in the sequence is shared through the study), so it uses the seed itself.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import optuna
+from optuna.pruners import (BasePruner, HyperbandPruner, MedianPruner, NopPruner,
+                            SuccessiveHalvingPruner)
+from optuna.samplers import BaseSampler, QMCSampler, RandomSampler, TPESampler
+
+from .config import HpoSettings
+
+
+_SAMPLER_DOMAIN = 1000   # spawn-key domain of sampler streams (trials use seeding.TRIAL)
+
+
+def stream_seed(seed: int, stream: int = 0) -> int:
+    """A 32-bit sampler seed for coordinator `stream` of a campaign with `seed`."""
+    key = (_SAMPLER_DOMAIN, stream)
+    return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1)[0])
+
+
+def make_sampler(settings: HpoSettings, seed: int, stream: int = 0) -> BaseSampler:
+    """The sampler named by ``settings.sampler``."""
+    s = stream_seed(seed, stream)
+    name = settings.sampler
+    if name == "random":
+        return RandomSampler(seed=s)
+    if name == "tpe":
+        return TPESampler(seed=s, multivariate=settings.multivariate,
+                          constant_liar=settings.constant_liar,
+                          n_startup_trials=settings.n_startup_trials)
+    if name == "qmc":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return QMCSampler(qmc_type="sobol", scramble=True, seed=seed % 2**32,
+                              independent_sampler=RandomSampler(seed=s),
+                              warn_asynchronous_seeding=False, warn_independent_sampling=False)
+    if name == "cmaes":
+        from optuna.samplers import CmaEsSampler
+        return CmaEsSampler(seed=s, n_startup_trials=settings.n_startup_trials,
+                            independent_sampler=RandomSampler(seed=s),
+                            warn_independent_sampling=False)
+    if name == "gp":
+        return _gp_sampler(settings, s)
+    raise ValueError(f"unknown sampler {name!r}")
+
+
+def _gp_sampler(settings: HpoSettings, s: int) -> BaseSampler:
+    """Optuna's GPSampler when torch is installed, else hpcopt's scikit-learn GP sampler."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        from .gp import SklearnGPSampler
+        return SklearnGPSampler(seed=s, n_startup_trials=settings.n_startup_trials)
+    from optuna.samplers import GPSampler
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return GPSampler(seed=s, n_startup_trials=settings.n_startup_trials,
+                         independent_sampler=RandomSampler(seed=s))
+
+
+def make_pruner(settings: HpoSettings) -> BasePruner:
+    """The pruner named by ``settings.pruner`` with its options."""
+    opt = settings.pruner_option
+    name = settings.pruner
+    if name == "asha":
+        return SuccessiveHalvingPruner(
+            min_resource=opt("min_resource") or "auto",
+            reduction_factor=opt("reduction_factor") or 4,
+            min_early_stopping_rate=opt("min_early_stopping_rate"),
+            bootstrap_count=opt("bootstrap_count"))
+    if name == "hyperband":
+        min_resource = opt("min_resource")
+        return HyperbandPruner(
+            min_resource=1 if min_resource in (None, "auto") else min_resource,
+            max_resource=opt("max_resource"),
+            reduction_factor=opt("reduction_factor") or 3,
+            bootstrap_count=opt("bootstrap_count"))
+    if name == "median":
+        return MedianPruner(n_startup_trials=opt("pruner_startup_trials"),
+                            n_warmup_steps=opt("n_warmup_steps"),
+                            interval_steps=opt("interval_steps"),
+                            n_min_trials=opt("n_min_trials"))
+    if name == "none":
+        return NopPruner()
+    raise ValueError(f"unknown pruner {name!r}")

@@ -1,0 +1,92 @@
+"""The values that cross the coordinator/worker boundary, as plain data.
+
+:class:`TrialSpec` goes to a worker, :class:`TrialOutcome` comes back, and the policy
+turns outcomes into :class:`TrialRecord` rows for the result file. All three convert to
+and from JSON-clean dicts (``to_dict``/``from_dict``) for messages.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from ..seeding import TRIAL, seed_sequence
+
+# report(step, value) -> True when the trial should stop (given to objectives).
+ReportFn = Callable[[int, float], bool]
+
+STATES = ("complete", "pruned", "failed")
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """A 32-bit seed for trial `number`, independent of ranks and timing."""
+    return int(seed_sequence(seed, TRIAL, number).generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """A trial to evaluate: `params` holds real values (lists for list choices)."""
+
+    number: int
+    params: dict[str, Any]
+    attempt: int = 0                 # 0 for the first run, 1.. for retries
+    retry_of: int | None = None      # number of the first attempt
+    seed: int = 0                    # per-trial seed (see trial_seed)
+    timeout: float | None = None     # wall-time limit in seconds
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrialSpec":
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What a worker sends back after running a trial."""
+
+    number: int
+    state: str                       # "complete" | "pruned" | "failed"
+    value: float | None = None       # final value (complete) or last reported (pruned)
+    error: str | None = None         # failed: "ExcType: message" or the command's error
+    started: float = 0.0             # unix time
+    duration: float = 0.0            # seconds
+    worker: str = ""                 # filled by the campaign, e.g. "rank 3 on node12"
+    info: dict = field(default_factory=dict)   # extra JSON the objective returned
+
+    def __post_init__(self) -> None:
+        if self.state not in STATES:
+            raise ValueError(f"state must be one of {STATES}, got {self.state!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrialOutcome":
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A finished trial as stored (one result-table row; see rows.py)."""
+
+    number: int
+    state: str
+    value: float | None
+    params: dict[str, Any]
+    attempt: int = 0
+    retry_of: int | None = None
+    retried: bool = False            # failed and queued again (max_retries)
+    error: str | None = None
+    started: float = math.nan        # unix time
+    duration: float = math.nan
+    worker: str = ""
+    intermediate: tuple[tuple[int, float], ...] = ()
+    info: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["intermediate"] = [list(x) for x in self.intermediate]
+        return d

@@ -1,0 +1,77 @@
+import json
+import math
+
+import numpy as np
+import pytest
+from hpo_helpers import drive, settings, space_from
+
+from hpcopt.hpo import objectives as obj
+from hpcopt.hpo.objective import PythonRunner
+from hpcopt.hpo.policy import HpoPolicy, record_from_frozen
+from hpcopt.hpo.rows import BASE_FIELDS, params_from_row, trial_row, trial_row_fields
+
+
+def test_branin_minima():
+    for x1, x2 in ((-math.pi, 12.275), (math.pi, 2.275), (9.42478, 2.475)):
+        assert obj.branin({"x1": x1, "x2": x2}) == pytest.approx(obj.BRANIN_MIN, abs=1e-5)
+    grid = np.linspace(0, 1, 31)
+    values = [obj.branin({"x1": -5 + 15 * a, "x2": 15 * b}) for a in grid for b in grid]
+    assert min(values) > obj.BRANIN_MIN
+
+
+def test_hartmann6_minimum_against_a_plain_loop():
+    x = dict(zip([f"x{i}" for i in range(1, 7)], obj.HARTMANN6_ARGMIN))
+    assert obj.hartmann6(x) == pytest.approx(obj.HARTMANN6_MIN, abs=1e-6)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        p = {f"x{i}": float(v) for i, v in enumerate(rng.random(6), start=1)}
+        total = 0.0
+        for i in range(4):
+            inner = sum(obj._H6_A[i, j] * (p[f"x{j + 1}"] - obj._H6_P[i, j]) ** 2 for j in range(6))
+            total -= obj._H6_ALPHA[i] * math.exp(-inner)
+        assert obj.hartmann6(p) == pytest.approx(total, rel=1e-12)
+        assert obj.hartmann6(p) > obj.HARTMANN6_MIN
+
+
+def test_digits_objectives_report_each_epoch_and_stop_when_told():
+    steps = []
+    error = obj.digits_sgd({"epochs": 4, "alpha": 1e-4}, lambda s, v: steps.append((s, v)) or False)
+    assert [s for s, _ in steps] == [0, 1, 2, 3] and error == steps[-1][1] and 0 <= error < 0.3
+    steps.clear()
+    obj.digits_mlp({"epochs": 5, "layers": [16]}, lambda s, v: steps.append(s) or s >= 1)
+    assert steps == [0, 1]
+
+
+LIST_SPACE = """
+layers = { type = "categorical", choices = [[64, 32], [128, 64, 32]] }
+opt = ["sgd", "adam"]
+lr = { type = "loguniform", low = 1e-4, high = 1e-1 }
+momentum = { type = "uniform", low = 0.0, high = 0.9, when = { param = "opt", equals = "sgd" } }
+epochs = 3
+"""
+
+
+def test_rows_hold_real_params_and_one_float_column_per_numeric_param():
+    space = space_from(LIST_SPACE)
+    fields = trial_row_fields(space)
+    names = [n for n, _ in fields]
+    assert names[0] == "task_id" and names[:len(BASE_FIELDS)] == [f[0] for f in BASE_FIELDS]
+    assert names[len(BASE_FIELDS):] == ["p_lr", "p_momentum", "p_epochs"]
+
+    def train(params, report):
+        report(0, params["lr"])
+        return params["lr"] * len(params["layers"])
+
+    policy = HpoPolicy(settings(n_trials=12), space, seed=2)
+    records = drive(policy, PythonRunner(train))
+    for rec in records:
+        row = trial_row(rec, space, rank=2)
+        assert set(row) == set(names)
+        assert params_from_row(row) == rec.params and isinstance(rec.params["layers"], list)
+        assert row["p_lr"] == rec.params["lr"] and row["rank"] == 2
+        assert math.isnan(row["p_momentum"]) == (rec.params["opt"] != "sgd")
+        assert json.loads(row["intermediate_json"]) == [[0, rec.params["lr"]]]
+        assert row["n_steps"] == 1 and row["last_step"] == 0 and row["error"] == ""
+        again = record_from_frozen(policy.study.trials[rec.number], space)   # from storage only
+        assert again.params == rec.params and again.value == rec.value
+        assert again.intermediate == rec.intermediate

@@ -1,0 +1,211 @@
+import importlib.util
+import json
+import math
+
+import numpy as np
+import optuna
+import pytest
+from hpo_helpers import BRANIN_SPACE, drive, settings, space_from
+
+from hpcopt.errors import ResultFileError
+from hpcopt.hpo.config import StorageSpec
+from hpcopt.hpo.objective import PythonRunner
+from hpcopt.hpo.objectives import BRANIN_MIN, branin
+from hpcopt.hpo.policy import A_OVER, HpoPolicy
+from hpcopt.hpo.trials import TrialOutcome
+
+SAMPLERS = ["random", "tpe", "qmc", "gp"] + (
+    ["cmaes"] if importlib.util.find_spec("cmaes") else [])
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_runs_ask_tell_on_branin(sampler):
+    space = space_from(BRANIN_SPACE)
+    policy = HpoPolicy(settings(sampler=sampler, n_trials=14, n_startup_trials=6), space,
+                       seed=1, n_workers=2)
+    records = drive(policy, PythonRunner(branin), n_workers=2)
+    assert [r.state for r in records] == ["complete"] * 14
+    assert sorted(r.number for r in records) == list(range(14))
+    for r in records:
+        assert -5 <= r.params["x1"] <= 10 and 0 <= r.params["x2"] <= 15
+        assert r.value == pytest.approx(branin(r.params)) and r.value >= BRANIN_MIN - 1e-9
+    params, value = policy.best()
+    assert value == min(r.value for r in records) and params == min(records,
+                                                                    key=lambda r: r.value).params
+
+
+def curve(params, report):
+    """A learning curve that converges to the Branin value; worse params are worse early."""
+    target = branin(params)
+    for step in range(27):
+        if report(step, target * (1 + 3.0 / (step + 1))):
+            return None
+    return target
+
+
+@pytest.mark.parametrize("pruner, options", [
+    ("asha", (("min_resource", 1), ("reduction_factor", 3))),
+    ("hyperband", (("min_resource", 1), ("max_resource", 27), ("reduction_factor", 3))),
+    ("median", (("pruner_startup_trials", 3),)),
+    ("none", ()),
+])
+def test_pruners_stop_bad_trials_early(pruner, options):
+    policy = HpoPolicy(settings(pruner=pruner, pruner_options=options, n_trials=24),
+                       space_from(BRANIN_SPACE), seed=3)
+    records = drive(policy, PythonRunner(curve))
+    pruned = [r for r in records if r.state == "pruned"]
+    complete = [r for r in records if r.state == "complete"]
+    assert len(records) == 24 and all(len(r.intermediate) == 27 for r in complete)
+    if pruner == "none":
+        assert not pruned
+        return
+    assert pruned, "a pruner stopped nothing"
+    for r in pruned:   # stopped early, value = the last reported one
+        assert 0 < len(r.intermediate) < 27 and r.value == r.intermediate[-1][1]
+    best = min(records, key=lambda r: branin(r.params))
+    assert best.state == "complete"
+
+
+def test_asha_prunes_a_bad_trial_at_the_first_rung():
+    space = space_from(BRANIN_SPACE)
+    policy = HpoPolicy(settings(pruner="asha", n_trials=6, pruner_options=(
+        ("min_resource", 1), ("reduction_factor", 3))), space, seed=0)
+    good = {"x1": np.pi, "x2": 2.275}
+    for _ in range(5):
+        policy.study.enqueue_trial(good)
+    policy.study.enqueue_trial({"x1": -5.0, "x2": 0.0})     # Branin ~ 308
+    records = drive(policy, PythonRunner(curve))
+    bad = records[-1]
+    assert bad.params == {"x1": -5.0, "x2": 0.0}
+    assert bad.state == "pruned" and len(bad.intermediate) <= 2
+
+
+def test_failures_are_recorded_and_retried_with_the_same_params():
+    attempts = {}
+
+    def flaky(params):
+        key = json.dumps(params)
+        attempts[key] = attempts.get(key, 0) + 1
+        if attempts[key] == 1:
+            raise RuntimeError(f"disk full on try {attempts[key]}")
+        return branin(params)
+
+    policy = HpoPolicy(settings(n_trials=4, max_retries=1), space_from(BRANIN_SPACE), seed=0)
+    records = drive(policy, PythonRunner(flaky), n_workers=2)
+    failed = [r for r in records if r.state == "failed"]
+    done = [r for r in records if r.state == "complete"]
+    assert len(failed) == 4 and len(done) == 4
+    for f in failed:
+        assert f.retried and f.attempt == 0 and "RuntimeError: disk full on try 1" in f.error
+        retry = next(r for r in done if r.retry_of == f.number)
+        assert retry.params == f.params and retry.attempt == 1 and retry.number > f.number
+    study = policy.study
+    assert len(study.trials) == 8
+    assert "disk full" in study.trials[failed[0].number].user_attrs["hpcopt_error"]
+
+
+def test_retries_stop_at_max_retries_and_nan_fails():
+    policy = HpoPolicy(settings(n_trials=3, max_retries=2), space_from(BRANIN_SPACE), seed=0)
+    records = drive(policy, PythonRunner(lambda p: math.nan))
+    assert len(records) == 9 and all(r.state == "failed" for r in records)
+    assert sorted(r.attempt for r in records) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert [r.retried for r in records if r.attempt == 2] == [False] * 3
+    assert all("nan" in r.error for r in records)
+
+
+def test_max_concurrent_and_time_budget():
+    now = [0.0]
+    policy = HpoPolicy(settings(n_trials=100, max_concurrent=2, time_budget=10.0),
+                       space_from(BRANIN_SPACE), seed=0, n_workers=8, clock=lambda: now[0])
+    a, b = policy.ask(), policy.ask()
+    assert a and b and policy.ask() is None and policy.n_in_flight == 2
+    policy.tell_result(TrialOutcome(a.number, "complete", 1.0))
+    c = policy.ask()
+    assert c is not None
+    now[0] = 10.5                                       # the wall-time budget is spent
+    assert policy.ask() is None and not policy.done     # b and c still running
+    policy.tell_result(TrialOutcome(b.number, "complete", 2.0))
+    policy.tell_result(TrialOutcome(c.number, "pruned", None))
+    assert policy.done and len(policy.study.trials) == 3
+
+
+def test_maximize_and_stop():
+    policy = HpoPolicy(settings(n_trials=50, direction="maximize"), space_from(BRANIN_SPACE))
+    records = []
+    for _ in range(5):
+        spec = policy.ask()
+        records += policy.tell_result(TrialOutcome(spec.number, "complete", branin(spec.params)))
+    policy.stop("signal")
+    assert policy.ask() is None and policy.done
+    assert policy.best()[1] == max(r.value for r in records)
+
+
+def test_deterministic_mode_gives_the_same_trials_whatever_the_completion_order():
+    def run(order_seed):
+        policy = HpoPolicy(settings(sampler="tpe", n_trials=24, n_startup_trials=4,
+                                    deterministic=True, max_concurrent=3),
+                           space_from(BRANIN_SPACE), seed=11, n_workers=3)
+        records = drive(policy, PythonRunner(branin), n_workers=3,
+                        rng=np.random.default_rng(order_seed))
+        return [(r.number, r.params["x1"], r.params["x2"], r.value) for r in records]
+
+    first, second = run(1), run(2)
+    assert first == second
+    assert [n for n, *_ in first] == list(range(24))     # told in trial-number order
+
+
+def test_without_deterministic_mode_the_order_matters():
+    def run(order_seed):
+        policy = HpoPolicy(settings(sampler="tpe", n_trials=24, n_startup_trials=4,
+                                    max_concurrent=3), space_from(BRANIN_SPACE), seed=11)
+        records = drive(policy, PythonRunner(branin), n_workers=3,
+                        rng=np.random.default_rng(order_seed))
+        return sorted((r.number, r.params["x1"]) for r in records)
+
+    assert run(1) != run(2)
+
+
+def test_global_budget_is_exact_when_two_coordinators_share_a_study():
+    storage = optuna.storages.InMemoryStorage()
+    s = settings(n_trials=5)
+    space = space_from(BRANIN_SPACE)
+    a = HpoPolicy(s, space, seed=0, stream=0, storage=storage, n_workers=3)
+    b = HpoPolicy(s, space, seed=0, stream=1, storage=storage, resume=True, n_workers=3)
+    specs = [a.ask(), a.ask(), a.ask(), b.ask(), b.ask()]
+    assert all(specs) and a.ask() is None and b.ask() is None
+    assert specs[0].params != specs[3].params              # different sampler streams
+    b._budget_open = lambda: True            # simulate the race: b checked before a asked
+    assert b.ask() is None
+    del b._budget_open
+    over = [t for t in b.study.trials if t.user_attrs.get(A_OVER)]
+    assert len(over) == 1 and over[0].state == optuna.trial.TrialState.FAIL
+    for spec, pol in zip(specs, (a, a, a, b, b)):
+        pol.tell_result(TrialOutcome(spec.number, "complete", 1.0))
+    assert a.done and b.done and len(a.finished_records()) == 5
+
+
+def test_an_existing_study_needs_resume(tmp_path):
+    spec = StorageSpec("journal", str(tmp_path / "s.journal"))
+    space = space_from(BRANIN_SPACE)
+    first = HpoPolicy(settings(storage=spec, n_trials=3), space)
+    drive(first, PythonRunner(branin))
+    with pytest.raises(ResultFileError, match="--resume"):
+        HpoPolicy(settings(storage=spec, n_trials=3), space)
+    again = HpoPolicy(settings(storage=spec, n_trials=5), space, resume=True)
+    records = drive(again, PythonRunner(branin))
+    assert sorted(r.number for r in records) == [3, 4]
+
+
+def test_close_requeues_running_trials_and_a_resumed_run_finishes_them(tmp_path):
+    spec = StorageSpec("journal", str(tmp_path / "s.journal"))
+    space = space_from(BRANIN_SPACE)
+    first = HpoPolicy(settings(storage=spec, n_trials=6), space, seed=5, n_workers=3)
+    s0, s1, s2 = first.ask(), first.ask(), first.ask()
+    done = first.tell_result(TrialOutcome(s0.number, "complete", branin(s0.params)))
+    assert first.close() == []                    # s1, s2 interrupted and enqueued
+    second = HpoPolicy(settings(storage=spec, n_trials=6), space, seed=5, resume=True)
+    records = drive(second, PythonRunner(branin))
+    assert [r.params for r in records[:2]] == [s1.params, s2.params]
+    finished = second.finished_records()
+    assert len(finished) == 6 and all(r.state == "complete" for r in finished)
+    assert finished[0].number == done[0].number and finished[0].value == done[0].value

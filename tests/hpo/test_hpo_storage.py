@@ -1,0 +1,193 @@
+import json
+import multiprocessing
+import os
+import subprocess
+import time
+
+import optuna
+import pytest
+from hpo_helpers import BRANIN_SPACE, drive, settings, space_from
+
+from hpcopt.hpo.config import StorageSpec
+from hpcopt.hpo.objective import PythonRunner
+from hpcopt.hpo.objectives import branin
+from hpcopt.hpo.policy import A_INTERRUPTED, HpoPolicy
+from hpcopt.hpo.storage import LinkLock, SafeJournalFileBackend, open_storage
+from hpcopt.hpo.trials import TrialOutcome
+
+FORK = multiprocessing.get_context("fork")
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _write_lock(path, **holder):
+    with open(path, "w") as f:
+        json.dump(holder, f)
+
+
+# -- the lock ---------------------------------------------------------------------------------
+
+def _count_with_lock(target, n):
+    lock = LinkLock(target)
+    for _ in range(n):
+        lock.acquire()
+        try:                                   # a read-modify-write race without the lock
+            with open(target) as f:
+                value = int(f.read())
+            with open(target, "w") as f:
+                f.write(str(value + 1))
+        finally:
+            lock.release()
+
+
+def test_link_lock_excludes_processes(tmp_path):
+    target = tmp_path / "counter"
+    target.write_text("0")
+    procs = [FORK.Process(target=_count_with_lock, args=(str(target), 150)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert target.read_text() == "600"
+    assert sorted(os.listdir(tmp_path)) == ["counter"]      # no lock or temp files left
+
+
+def test_a_lock_left_by_a_dead_process_on_this_host_is_taken_at_once(tmp_path):
+    target = str(tmp_path / "j")
+    _write_lock(target + ".lock", host=os.uname().nodename, pid=_dead_pid(), token="old")
+    lock = LinkLock(target, grace=600)
+    t0 = time.perf_counter()
+    lock.acquire()
+    assert time.perf_counter() - t0 < 5
+    assert json.load(open(target + ".lock"))["pid"] == os.getpid()
+    lock.release()
+    assert not os.path.exists(target + ".lock")
+
+
+def test_a_lock_of_another_host_is_broken_after_the_grace_period(tmp_path):
+    target = str(tmp_path / "j")
+    _write_lock(target + ".lock", host="elsewhere", pid=1, token="remote")
+    lock = LinkLock(target, grace=0.3)
+    t0 = time.perf_counter()
+    lock.acquire()
+    assert time.perf_counter() - t0 >= 0.3
+    lock.release()
+
+
+def test_release_never_removes_a_lock_it_does_not_own(tmp_path):
+    target = str(tmp_path / "j")
+    lock = LinkLock(target)
+    lock.acquire()
+    os.unlink(target + ".lock")                     # broken as stale by someone ...
+    _write_lock(target + ".lock", host="elsewhere", pid=1, token="theirs")   # ... who holds it
+    lock.release()
+    assert json.load(open(target + ".lock"))["token"] == "theirs"
+
+
+# -- the journal --------------------------------------------------------------------------------
+
+def test_a_partial_last_record_from_a_killed_writer_is_repaired(tmp_path):
+    path = tmp_path / "s.journal"
+    storage = open_storage(StorageSpec("journal", str(path)))
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    with open(path, "ab") as f:
+        f.write(b'{"op_code":4,"worker_id":"dead","study_id":0,"datetime_st')   # cut short
+    backend = SafeJournalFileBackend(str(path), lock_obj=LinkLock(str(path)))
+    study2 = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(backend))
+    study2.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    fresh = optuna.load_study(study_name="s", storage=open_storage(
+        StorageSpec("journal", str(path))))
+    assert [t.number for t in fresh.trials] == [0, 1, 2, 3, 4]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in fresh.trials)
+    for line in path.read_bytes().splitlines():
+        json.loads(line)
+
+
+# -- concurrent coordinators -------------------------------------------------------------------
+
+def _coordinator(journal, stream, n_trials):
+    space = space_from(BRANIN_SPACE)
+    s = settings(storage=StorageSpec("journal", journal), n_trials=n_trials, sampler="tpe",
+                 n_startup_trials=5)
+    policy = HpoPolicy(s, space, seed=0, stream=stream, n_workers=2, resume=True)
+    drive(policy, PythonRunner(_slow_branin), n_workers=2)
+
+
+def _slow_branin(params):
+    time.sleep(0.01)                           # so that the coordinators overlap
+    return branin(params)
+
+
+def test_concurrent_coordinators_lose_and_duplicate_no_trial(tmp_path):
+    journal = str(tmp_path / "shared.journal")
+    procs = [FORK.Process(target=_coordinator, args=(journal, k, 40)) for k in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    study = optuna.load_study(study_name="hpcopt", storage=open_storage(
+        StorageSpec("journal", journal)))
+    trials = study.trials
+    assert [t.number for t in trials] == list(range(len(trials)))         # unique, no gaps
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    others = [t for t in trials if t.state != optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 40                                          # the global budget, exactly
+    assert all(t.user_attrs.get("hpcopt_over_budget") for t in others)
+    owners = {t.user_attrs["hpcopt_owner"] for t in complete}
+    assert len(owners) >= 2                                             # they did share it
+    assert len({(t.params["x1"], t.params["x2"]) for t in complete}) == 40   # no repeated point
+    for line in open(journal, "rb"):
+        json.loads(line)                                                # no interleaved writes
+
+
+def _killed_coordinator(journal, conn):
+    space = space_from(BRANIN_SPACE)
+    policy = HpoPolicy(settings(storage=StorageSpec("journal", journal), n_trials=8), space,
+                       seed=4, n_workers=3)
+    specs = [policy.ask() for _ in range(3)]
+    done = []
+    for spec in specs[:1]:
+        done += policy.tell_result(TrialOutcome(spec.number, "complete", branin(spec.params)))
+    more = policy.ask()
+    done += policy.tell_result(TrialOutcome(more.number, "complete", branin(more.params)))
+    conn.send([(r.number, r.value) for r in done] + [("running", s.params) for s in specs[1:]])
+    os._exit(0)                               # killed: two trials stay RUNNING in the journal
+
+
+def test_resume_after_a_kill_keeps_finished_trials_and_reruns_interrupted_ones(tmp_path):
+    journal = str(tmp_path / "s.journal")
+    parent, child = FORK.Pipe()
+    proc = FORK.Process(target=_killed_coordinator, args=(journal, child))
+    proc.start()
+    sent = parent.recv()
+    proc.join(30)
+    finished = dict(x for x in sent if x[0] != "running")
+    interrupted = [p for tag, p in sent if tag == "running"]
+    space = space_from(BRANIN_SPACE)
+    policy = HpoPolicy(settings(storage=StorageSpec("journal", journal), n_trials=8), space,
+                       seed=4, resume=True)
+    records = drive(policy, PythonRunner(branin))
+    assert [r.params for r in records[:2]] == interrupted                  # re-run first
+    study = policy.study
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 8
+    for number, value in finished.items():                               # nothing lost
+        assert study.trials[number].value == value
+    reaped = [t for t in study.trials if t.user_attrs.get(A_INTERRUPTED)]
+    assert len(reaped) == 2 and all("gone" in t.user_attrs["hpcopt_error"] for t in reaped)
+    assert len(policy.finished_records()) == 8
+
+
+@pytest.mark.parametrize("kind", ["memory", "journal"])
+def test_open_storage_kinds(tmp_path, kind):
+    spec = StorageSpec(kind, str(tmp_path / "x" / "j.journal") if kind == "journal" else "")
+    storage = open_storage(spec)
+    optuna.create_study(storage=storage).optimize(lambda t: 1.0, n_trials=1)
+    assert (tmp_path / "x" / "j.journal").exists() == (kind == "journal")
