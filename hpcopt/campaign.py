@@ -18,7 +18,7 @@ from .logs import add_log_file, log, setup_logging
 from .mpi.runtime import World, install_stop_handlers, run_spmd
 
 
-def run_campaign(*, prepare: Callable[[], Any], run: Callable[[World, Any], dict],
+def run_campaign(label: str, *, prepare: Callable[[], Any], run: Callable[[World, Any], dict],
                  format_summary: Callable[[dict], str], quiet: bool = False,
                  verbose: bool = False) -> int:
     def main(world: World) -> int:
@@ -38,8 +38,7 @@ def run_campaign(*, prepare: Callable[[], Any], run: Callable[[World, Any], dict
         add_search_dir(plan.file.base_dir)
         if world.is_root:
             add_log_file(plan.output.path)
-            log.info(f"{type(plan).__name__.replace('Config', '').lower()} on {world.size} "
-                     f"rank(s); results in {plan.output.path}")
+            log.info(f"{label} on {world.size} rank(s); results in {plan.output.path}")
         summary = run(world, plan)
         if world.is_root:
             print(format_summary(summary), flush=True)

@@ -129,7 +129,7 @@ def dispatch(args) -> int:
 def _campaign(module, prepare, args) -> int:
     from .campaign import run_campaign
     resume = args.resume
-    return run_campaign(prepare=prepare,
+    return run_campaign(args.command, prepare=prepare,
                         run=lambda world, cfg: module.run(world, cfg, resume=resume,
                                                           quiet=args.quiet),
                         format_summary=module.format_summary, quiet=args.quiet,

@@ -27,6 +27,6 @@ def run_demo(output: str, *, quiet: bool = False) -> int:
         lines.append(f"inspect it with: hpcopt report {summary['path']} --plots plots/")
         return "\n".join(lines)
 
-    return run_campaign(prepare=lambda: engine.prepare(req),
+    return run_campaign("demo sweep", prepare=lambda: engine.prepare(req),
                         run=lambda world, cfg: engine.run(world, cfg, resume=False, quiet=quiet),
                         format_summary=summary_with_truth, quiet=quiet)

@@ -76,6 +76,8 @@ class FarmOptions:
     max_retries: int = 0
     task_timeout: float | None = None   # seconds of wall time per task attempt
     result_interval: float = 0.2        # a worker sends finished rows at least this often
+    prefetch: bool = True               # keep a second chunk queued on each worker (not for HPO:
+                                        # a trial sent is a trial started, the sampler decides late)
 
 
 # ---------------------------------------------------------------------------------------
@@ -211,8 +213,8 @@ class _Coordinator:
         self.outstanding: dict[int, dict[int, Task]] = {w: {} for w in self.workers}
         self.retry: deque[Task] = deque()
         self.stats = FarmStats()
-        # keep each worker two chunks ahead so it never waits for the coordinator
-        self.window = max(2 * options.chunk_size, 2)
+        # keep each worker a chunk ahead so it never waits for the coordinator
+        self.window = options.chunk_size * (2 if options.prefetch else 1)
 
     def run(self) -> FarmStats:
         comm = self.world.comm
@@ -242,11 +244,11 @@ class _Coordinator:
                 if final:
                     live.discard(src)
                 elif not stopping:
-                    # the sender first, then anyone who ran dry (HPO may have new trials now)
-                    self._top_up(src)
+                    # workers that ran dry first (HPO may have new trials now), then the sender
                     for w in self.workers:
-                        if not self.outstanding[w] and w in started and w in live:
+                        if not self.outstanding[w] and w in live and len(started) == len(self.workers):
                             self._top_up(w)
+                    self._top_up(src)
             elif tag == tags.REPORT:
                 task_id, step, value = msg
                 decision = bool(self.source.on_report(task_id, step, value))

@@ -16,8 +16,8 @@ def _best_params(kind: str, ds, row) -> dict:
     if kind == "sweep":
         names = attr_json(ds, "param_names", [])
         return {n: float(v) for n, v in zip(names, row["x"])}
-    if "params" in row.dtype.names:  # hpo: parameters as a JSON string column
-        raw = row["params"]
+    if "params_json" in row.dtype.names:  # hpo: real parameter values as JSON text
+        raw = row["params_json"]
         return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
     return {}
 

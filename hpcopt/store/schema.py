@@ -94,5 +94,7 @@ def empty_rows(dtype: np.dtype, task_ids) -> np.ndarray:
     for name in dtype.names:
         if dtype[name].kind == "f" or (dtype[name].subdtype and dtype[name].subdtype[0].kind == "f"):
             rows[name] = np.nan
+        elif dtype[name].kind == "O":         # variable-length strings
+            rows[name] = ""
     rows["task_id"] = task_ids
     return rows

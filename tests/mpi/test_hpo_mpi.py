@@ -1,0 +1,138 @@
+"""`hpcopt hpo` under mpiexec: async trials, pruning, failures, resume, determinism."""
+
+import json
+import signal
+
+import numpy as np
+import pytest
+
+from hpctest import RANKS, kill_group, read_table, run, start, wait_for_rows, write_config
+
+pytestmark = pytest.mark.mpi
+
+STUDY = """
+[hpo]
+sampler = "{sampler}"
+pruner = "{pruner}"
+n_trials = {n}
+direction = "minimize"
+{extra}
+[objective]
+function = "hpoobj:{func}"
+[space]
+x = {{ type = "uniform", low = -5.0, high = 5.0 }}
+y = {{ type = "uniform", low = -5.0, high = 5.0 }}
+[run]
+seed = 11
+[output]
+path = "study.h5"
+"""
+
+
+def study(tmp_path, func="quad", n=24, sampler="tpe", pruner="none", extra=""):
+    return write_config(tmp_path / "study.toml", STUDY.format(func=func, n=n, sampler=sampler,
+                                                               pruner=pruner, extra=extra))
+
+
+def rows_of(tmp_path):
+    rows = read_table(tmp_path / "study.h5", "trials")
+    return rows[rows["status"] != 0]
+
+
+@pytest.mark.parametrize("n", RANKS)
+def test_study_runs_every_trial_once(tmp_path, n):
+    run(["hpo", study(tmp_path)], n=n, check=True)
+    rows = rows_of(tmp_path)
+    assert len(rows) == 24 and sorted(rows["task_id"]) == list(range(24))
+    assert (rows["status"] == 1).all()
+    if n > 1:
+        assert set(rows["rank"]) <= set(range(1, n))
+    report = json.loads(run(["report", tmp_path / "study.h5", "--json"], check=True).stdout)
+    assert report["kind"] == "hpo" and report["status"] == "complete" and report["n_ok"] == 24
+    assert report["best"]["objective"] == pytest.approx(rows["objective"].min())
+    assert set(report["best"]["params"]) == {"x", "y"}
+
+
+def test_deterministic_mode_gives_the_same_trials_at_any_rank_count(tmp_path):
+    results = []
+    for n in RANKS:
+        d = tmp_path / str(n)
+        d.mkdir()
+        run(["hpo", study(d, extra="deterministic = true\nmax_concurrent = 2")], n=n, check=True)
+        rows = np.sort(rows_of(d), order="task_id")
+        results.append((rows["params_json"].tolist(), rows["objective"].tolist()))
+    assert results[0] == results[1] == results[2]
+
+
+def test_pruned_trials_stop_early(tmp_path):
+    cfg = study(tmp_path, func="curve", n=30, sampler="random", pruner="median",
+                extra="")
+    run(["hpo", cfg], n=3, check=True)
+    rows = rows_of(tmp_path)
+    pruned = rows[rows["status"] == 4]
+    assert (pruned["last_step"] < 20).sum() >= 3      # stopped before the last epoch
+    complete = rows[rows["status"] == 1]
+    assert (complete["last_step"] == 20).all()
+
+
+def test_failures_are_recorded_and_retried(tmp_path):
+    cfg = study(tmp_path, func="sometimes_fails", n=20, sampler="random",
+                extra="max_retries = 1")
+    run(["hpo", cfg], n=3, check=True)
+    rows = rows_of(tmp_path)
+    failed = rows[rows["status"] == 2]
+    assert len(failed) >= 2
+    assert all("diverged" in e for e in failed["error"].astype(str))
+    retries = rows[rows["retry_of"] >= 0]
+    assert len(retries) >= 1
+    first = {int(r["task_id"]): r for r in failed}
+    for r in retries:                                  # a retry repeats its first attempt's params
+        assert r["params_json"] == first[int(r["retry_of"])]["params_json"]
+
+
+def test_no_generation_barrier(tmp_path):
+    """While one 3 s trial runs, the other worker keeps finishing short trials."""
+    cfg = study(tmp_path, func="one_slow", n=30, sampler="random")
+    run(["hpo", cfg], n=3, check=True, timeout=120)
+    rows = rows_of(tmp_path)
+    slow = rows[rows["duration"] > 2.5]
+    assert len(slow) >= 1
+    s = slow[0]
+    during = rows[(rows["started"] > s["started"]) &
+                  (rows["started"] + rows["duration"] < s["started"] + s["duration"]) &
+                  (rows["rank"] != s["rank"])]
+    assert len(during) >= 5
+
+
+def test_resume_after_kill_continues_the_study(tmp_path):
+    cfg = study(tmp_path, func="slow_quad", n=40)
+    proc = start(["hpo", cfg], n=3, HPOOBJ_SLEEP="0.1")
+    try:
+        wait_for_rows(tmp_path / "study.h5", "trials", 8, timeout=120)
+    finally:
+        kill_group(proc, signal.SIGKILL)
+        proc.wait(timeout=30)
+    before = rows_of(tmp_path)
+    assert 8 <= len(before) < 40
+    run(["hpo", cfg, "--resume"], n=2, check=True, HPOOBJ_SLEEP="0")
+    after = rows_of(tmp_path)
+    done = after[after["status"] == 1]
+    assert len(done) == 40                                          # the budget, exactly
+    assert len(set(done["task_id"].tolist())) == len(done)          # no trial twice
+    by_id = {int(r["task_id"]): r for r in after}
+    for r in before:                                                # nothing recorded lost
+        assert by_id[int(r["task_id"])]["objective"] == r["objective"]
+
+
+def test_sigusr1_stops_cleanly_and_resume_finishes(tmp_path):
+    cfg = study(tmp_path, func="slow_quad", n=30)
+    proc = start(["hpo", cfg], n=3, HPOOBJ_SLEEP="0.1")
+    wait_for_rows(tmp_path / "study.h5", "trials", 5, timeout=120)
+    proc.send_signal(signal.SIGUSR1)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    report = json.loads(run(["report", tmp_path / "study.h5", "--json"], check=True).stdout)
+    assert report["status"] == "interrupted" and 5 <= report["n_ok"] < 30
+    run(["hpo", cfg, "--resume"], n=3, check=True, HPOOBJ_SLEEP="0")
+    done = rows_of(tmp_path)
+    assert (done["status"] == 1).sum() == 30
