@@ -12,9 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-from .errors import ConfigError
 from .sweep.starts import ParamSpec, param_spec_from_table, parse_parameter_ranges
 from .tomlread import Table, load_toml
 

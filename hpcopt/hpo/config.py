@@ -41,7 +41,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,7 +143,6 @@ def parse_hpo_config(root: Table, source: str, base_dir: str | Path,
 def _parse_hpo(t: Table, base_dir: Path, out: Path | None) -> HpoSettings:
     sampler = t.str("sampler", "tpe", choices=SAMPLERS)
     pruner = t.str("pruner", "none", choices=PRUNERS)
-    _check_sampler_available(sampler, t)
     time_budget = t.float("time_budget", None, positive=True)
     trial_timeout = t.float("trial_timeout", None, positive=True)
     settings = dict(
@@ -203,11 +201,6 @@ def _parse_storage(t: Table, base_dir: Path, out: Path | None) -> StorageSpec:
     return StorageSpec("journal", str(path if path.is_absolute() else base_dir / path))
 
 
-def _check_sampler_available(sampler: str, t: Table) -> None:
-    """Fail at config time, not mid-campaign, when an optional package is missing."""
-    if sampler == "cmaes" and importlib.util.find_spec("cmaes") is None:
-        raise t.error("sampler 'cmaes' needs the Python package 'cmaes' (pip install cmaes)",
-                      "sampler")
 
 
 def _parse_objective(t: Table, base_dir: Path, out: Path | None,

@@ -11,7 +11,6 @@ from the newest complete checkpoint and continues bit for bit.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass

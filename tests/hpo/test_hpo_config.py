@@ -1,4 +1,3 @@
-import importlib.util
 import tomllib
 from pathlib import Path
 
@@ -119,9 +118,3 @@ def test_hpo_errors_name_key_and_file(tmp_path, hpo, key, words):
 def test_objective_errors(tmp_path, objective, key, words):
     message = error(f"[objective]\n{objective}\n" + SPACE, tmp_path)
     assert message.startswith(f"study.toml: {key}") and words in message, message
-
-
-@pytest.mark.skipif(importlib.util.find_spec("cmaes") is not None, reason="cmaes is installed")
-def test_cmaes_without_its_package_is_a_config_error(tmp_path):
-    message = error('[hpo]\nsampler = "cmaes"\n[objective]\nfunction = "m:f"\n' + SPACE, tmp_path)
-    assert "pip install cmaes" in message

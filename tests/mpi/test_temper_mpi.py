@@ -3,7 +3,6 @@
 import signal
 
 import h5py
-import numpy as np
 import pytest
 
 from hpctest import RANKS, kill_group, run, start, wait_for_rows, write_config
