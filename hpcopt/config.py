@@ -124,6 +124,7 @@ class SweepConfig:
     data_options: dict = field(default_factory=dict)
     objective: str | None = None       # "pkg.mod:f" for plain objective sweeps
     effective: dict = field(default_factory=dict)   # what the config hash covers
+    parameter_ranges: str | None = None               # the --parameter-ranges override, if any
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -222,7 +223,7 @@ def parse_sweep_config(path: str | Path, *, parameter_ranges: str | None = None,
                  "params": [p.__dict__ for p in params], "search": [method, samples],
                  "local": [local_method, max_nfev], "seed": run.seed}
     cfg = SweepConfig(cf, params, method, samples, local_method, max_nfev, out, run, model,
-                      data_path, data_options, objective, effective)
+                      data_path, data_options, objective, effective, parameter_ranges)
     if not cfg.free:
         raise root.error("every parameter is fixed: nothing to sweep", "parameters")
     if cfg.n_tasks > MAX_TASKS:

@@ -86,6 +86,30 @@ def prepare(config: Path, output: str | None, resume: bool, force: bool) -> HpoP
     return plan
 
 
+def trial_root(output: Path) -> Path:
+    """Where external-command trials get their folders: next to the result file."""
+    return output.parent / f"{output.stem}_trials"
+
+
+def sandbox_evaluator(spec: dict) -> HpoEvaluator:
+    """The evaluator inside an isolated child process (hpcopt.sandbox)."""
+    root, cf = open_config(spec["config"])
+    hpo = parse_hpo_config(root, cf.source, cf.base_dir, output_path=Path(spec["output"]))
+    return HpoEvaluator(hpo, Path(spec["output"]), spec["worker"])
+
+
+def make_evaluator(plan: HpoPlan, world: World):
+    worker = f"rank {world.rank} on {world.host}"
+    if plan.run.isolation != "process":
+        return HpoEvaluator(plan.hpo, plan.output.path, worker)
+    from ..sandbox import SandboxEvaluator
+    limit = plan.hpo.hpo.trial_timeout
+    spec = {"kind": "hpo", "config": str(plan.file.path.resolve()),
+            "output": str(plan.output.path.resolve()), "worker": worker}
+    # the child enforces trial_timeout itself; the sandbox kills a child stuck beyond it
+    return SandboxEvaluator(spec, timeout=None if limit is None else 1.5 * limit + 5.0)
+
+
 def table_dtype(hpo: HpoConfig) -> np.dtype:
     """The trials table: task_id, status, then the rows.py columns ('value' as 'objective')."""
     fields = [("task_id", "<i8"), ("status", schema.status_dtype)]
@@ -97,10 +121,9 @@ def table_dtype(hpo: HpoConfig) -> np.dtype:
 class HpoEvaluator:
     """Worker side: run one trial (Python callable or external command)."""
 
-    def __init__(self, plan: HpoPlan, world: World):
-        trial_root = plan.output.path.parent / f"{plan.output.path.stem}_trials"
-        self.runner = make_runner(plan.hpo, trial_root)
-        self.worker = f"rank {world.rank} on {world.host}"
+    def __init__(self, hpo: HpoConfig, output: Path, worker: str):
+        self.runner = make_runner(hpo, trial_root(output))
+        self.worker = worker
 
     def inputs(self, task: Task) -> dict:
         return {}
@@ -218,7 +241,7 @@ def run_hpo(world: World, plan: HpoPlan, *, resume: bool, quiet: bool = False) -
         source = HpoSource(policy, plan, store, progress, next_row)
         if resume:   # finished trials the file missed (written to the storage, not yet to HDF5)
             source.add([r for r in policy.finished_records() if r.number not in known])
-    evaluator = HpoEvaluator(plan, world)
+    evaluator = make_evaluator(plan, world)
     options = FarmOptions(chunk_size=1, max_retries=0, task_timeout=None, prefetch=False)
     stats = run_dynamic(world, source=source, evaluator=evaluator, dtype=TRANSPORT_DTYPE,
                         options=options)

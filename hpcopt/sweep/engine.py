@@ -226,8 +226,10 @@ def run_sweep(world: World, cfg: SweepConfig, *, resume: bool, quiet: bool = Fal
     if world.is_root and resume:
         log.info(f"resuming {cfg.output.path}: {int(done.sum())} of {n_tasks} tasks already done")
     chunk = chunk_size(cfg, n_tasks, world.size)
+    isolated = cfg.run.isolation == "process"
+    # an isolated task is timed by its sandbox (which can kill it), not by SIGALRM
     options = FarmOptions(chunk_size=chunk, max_retries=cfg.run.max_retries,
-                          task_timeout=cfg.run.task_timeout)
+                          task_timeout=None if isolated else cfg.run.task_timeout)
     evaluator = _make_evaluator(cfg, problem, design)
     progress = Progress(n_tasks, label="sweep", quiet=quiet or not world.is_root,
                         done=int(done.sum()))
@@ -265,8 +267,18 @@ def run_sweep(world: World, cfg: SweepConfig, *, resume: bool, quiet: bool = Fal
 def _make_evaluator(cfg: SweepConfig, problem, design: StartDesign):
     if cfg.run.isolation == "process":
         from ..sandbox import SandboxEvaluator
-        return SandboxEvaluator("sweep", cfg)
+        spec = {"kind": "sweep", "config": str(cfg.file.path.resolve()),
+                "parameter_ranges": cfg.parameter_ranges}
+        return SandboxEvaluator(spec, inputs=lambda task: {"x0": design.point(task.task_id)},
+                                timeout=cfg.run.task_timeout)
     return SweepEvaluator(cfg, problem, design)
+
+
+def sandbox_evaluator(spec: dict) -> SweepEvaluator:
+    """The evaluator inside an isolated child process (hpcopt.sandbox), rebuilt from the config."""
+    cfg = parse_sweep_config(spec["config"], parameter_ranges=spec.get("parameter_ranges"))
+    problem = build_target(cfg)
+    return SweepEvaluator(cfg, problem, build_design(cfg, problem))
 
 
 def summarize(store: ResultStore, problem, design: StartDesign) -> dict:

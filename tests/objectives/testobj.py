@@ -65,3 +65,27 @@ def slow_energy(x):
     """A 2-D double well, slowed down by a short sleep (interruptible tempering runs)."""
     time.sleep(float(os.environ.get("TESTOBJ_SLEEP", "0.0002")))
     return float((x[0] ** 2 - 1.0) ** 2 * 4.0 + 0.5 * x[1] ** 2)
+
+
+def segfault_some(p):
+    """Crashes its process (SIGSEGV) for x > 1.5: only process isolation survives this."""
+    if p["x"] > 1.5:
+        import ctypes
+        ctypes.string_at(0)
+    return quadratic(p)
+
+
+def exit_some(p):
+    """Calls os._exit for y > 1.5 (a library that 'exits' the process)."""
+    if p["y"] > 1.5:
+        os._exit(7)
+    return quadratic(p)
+
+
+def hard_hang_some(p):
+    """Hangs in C code (no Python bytecode runs, so SIGALRM cannot interrupt) for x < -1.5."""
+    if p["x"] < -1.5:
+        import ctypes
+        libc = ctypes.CDLL(None)
+        libc.sleep(3600)
+    return quadratic(p)
