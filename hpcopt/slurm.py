@@ -1,0 +1,479 @@
+"""SLURM side of hpcopt: the [slurm] config table, jobs/ templates, `hpcopt submit`.
+
+A template in jobs/ is a bash batch script with ``{{name}}`` placeholders (a syntax bash
+never uses, so the script's own ``${VAR}`` stay as they are).  :func:`render` fills them
+from a validated :class:`SlurmConfig`: every value that lands in a shell word is quoted
+with :func:`shlex.quote`, every value in an ``#SBATCH`` line is checked and quoted the way
+sbatch reads directives (double quotes, backslash escapes).  The one exception is
+``env_setup``: the user's own shell lines (``module load ...``, ``source venv/bin/activate``),
+inserted verbatim like any line of a batch script they would write themselves.
+
+:func:`submit` is ``hpcopt submit CONFIG --template NAME [--dry-run]``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .errors import ConfigError, UsageError
+from .tomlread import Table, load_toml
+
+TEMPLATES = ("single", "mpirun", "array")
+COMMANDS = ("sweep", "temper", "hpo")
+#: exit status of an hpcopt campaign stopped by SIGTERM/SIGUSR1 after checkpointing
+INTERRUPTED_EXIT = 3
+#: SLURM's limit for --signal=...@seconds
+MAX_SIGNAL_LEAD = 65535
+
+_PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
+_NAME_WORD = re.compile(r"^[A-Za-z0-9_.,:+-]+$")            # partition, account, qos
+_MEM = re.compile(r"^[1-9][0-9]*[KMGTkmgt]?$")
+_TIME = re.compile(r"^(?:(?P<d>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?"
+                   r"|(?P<a>\d+)(?::(?P<b>\d+)(?::(?P<c>\d+))?)?)$")
+_OPTION = re.compile(r"^--[A-Za-z][A-Za-z0-9-]*$")
+_SAFE_DIRECTIVE = re.compile(r"^[A-Za-z0-9_.,:/%@+=-]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class SlurmConfig:
+    """The validated [slurm] table of a campaign config (None: leave it to SLURM)."""
+
+    source: str = ""
+    partition: str | None = None
+    time: str | None = None                  # as written ("4:00:00", "1-12", "30")
+    time_seconds: int | None = None          # None: unlimited or the partition default
+    mem: str | None = None                   # "16G", "4000" (MB)
+    cpus_per_task: int | None = None
+    ntasks: int = 1
+    nodes: int | None = None
+    gpus: int = 0                            # per node: --gres=gpu:N
+    env_setup: tuple[str, ...] = ()          # shell lines, verbatim
+    array: int | None = None                 # array size N: --array=0-(N-1)
+    max_concurrent: int | None = None        # array throttle: %M
+    signal_lead: int = 120                   # --signal=B:USR1@signal_lead
+    account: str | None = None
+    qos: str | None = None
+    extra_sbatch: tuple[str, ...] = ()       # "--mail-type=END", "--exclusive", ...
+    hpcopt: tuple[str, ...] | None = None    # None: this Python -m hpcopt
+    mpirun: tuple[str, ...] | None = None    # None: the mpirun next to this Python, or PATH
+    mpi: str = "pmi2"                        # srun --mpi=...; "" leaves SLURM's MpiDefault
+    job_name: str | None = None
+    max_requeue: int = 0                     # requeue itself after a time-limit stop, N times
+
+
+# -- [slurm] table -------------------------------------------------------------------------
+
+def parse_slurm_config(root: Table | dict, source: str | None = None) -> SlurmConfig:
+    """Validate the [slurm] table of a whole config (`root`); missing table: defaults.
+
+    Raises ConfigError naming ``slurm.KEY`` and the file for any bad or unknown key.
+    """
+    if not isinstance(root, Table):
+        root = Table(root, "", source or "")
+    source = source or root.source
+    t = root.table("slurm")
+    time_text, time_seconds = _parse_time(t)
+    mem = t.raw("mem", None)
+    if mem is not None:
+        if isinstance(mem, int) and not isinstance(mem, bool) and mem > 0:
+            mem = str(mem)
+        elif not (isinstance(mem, str) and _MEM.match(mem)):
+            raise t.error(f"expected a memory size such as 16G, 500M or 4000 (MB), got {mem!r}",
+                          "mem")
+    array = t.int("array", None, min=1, max=1_000_000)
+    max_concurrent = t.int("max_concurrent", None, min=1)
+    signal_lead = t.int("signal_lead", 120, min=1, max=MAX_SIGNAL_LEAD)
+    if time_seconds is not None and signal_lead >= time_seconds:
+        raise t.error(f"the signal lead ({signal_lead} s) must be shorter than the time limit "
+                      f"(time = {time_text!r} is {time_seconds} s)", "signal_lead")
+    mpi = t.str("mpi", "pmi2")
+    if mpi and not re.fullmatch(r"[a-z0-9_]+", mpi):
+        raise t.error(f"expected an srun --mpi type such as pmi2, pmix or none, got {mpi!r}",
+                      "mpi")
+    cfg = SlurmConfig(
+        source=source,
+        partition=_name_word(t, "partition"),
+        time=time_text,
+        time_seconds=time_seconds,
+        mem=mem,
+        cpus_per_task=t.int("cpus_per_task", None, min=1, max=100_000),
+        ntasks=t.int("ntasks", 1, min=1, max=10_000_000),
+        nodes=t.int("nodes", None, min=1, max=1_000_000),
+        gpus=t.int("gpus", 0, min=0, max=1024),
+        env_setup=_lines(t, "env_setup"),
+        array=array,
+        max_concurrent=max_concurrent,
+        signal_lead=signal_lead,
+        account=_name_word(t, "account"),
+        qos=_name_word(t, "qos"),
+        extra_sbatch=_extra_sbatch(t),
+        hpcopt=_command_words(t, "hpcopt"),
+        mpirun=_command_words(t, "mpirun"),
+        mpi=mpi,
+        job_name=_text(t, "job_name"),
+        max_requeue=t.int("max_requeue", 0, min=0, max=1000),
+    )
+    t.finish()
+    return cfg
+
+
+def _parse_time(t: Table) -> tuple[str | None, int | None]:
+    value = t.raw("time", None)
+    if value is None:
+        return None, None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return str(value), value * 60            # SLURM: a bare number is minutes
+    if isinstance(value, str):
+        if value.upper() in ("UNLIMITED", "INFINITE"):
+            return value.upper(), None
+        m = _TIME.match(value)
+        if m:
+            g = {k: int(v) for k, v in m.groupdict().items() if v is not None}
+            if "d" in g:
+                seconds = ((g["d"] * 24 + g["dh"]) * 60 + g.get("dm", 0)) * 60 + g.get("ds", 0)
+            elif "c" in g:                           # hours:minutes:seconds
+                seconds = (g["a"] * 60 + g["b"]) * 60 + g["c"]
+            else:                                    # minutes[:seconds]
+                seconds = g["a"] * 60 + g.get("b", 0)
+            if seconds > 0:
+                return value, seconds
+    raise t.error("expected a SLURM time limit: minutes (30), \"MM:SS\", \"HH:MM:SS\", "
+                  f"\"D-HH\", \"D-HH:MM[:SS]\" or \"UNLIMITED\", got {value!r}", "time")
+
+
+def _name_word(t: Table, name: str) -> str | None:
+    value = t.str(name, None)
+    if value is not None and not _NAME_WORD.match(value):
+        raise t.error(f"expected a SLURM name (letters, digits, . _ , : + -), got {value!r}", name)
+    return value
+
+
+def _text(t: Table, name: str) -> str | None:
+    value = t.str(name, None)
+    if value is not None and (not value.strip() or _CONTROL.search(value)):
+        raise t.error(f"expected a non-empty single-line string, got {value!r}", name)
+    return value
+
+
+def _lines(t: Table, name: str) -> tuple[str, ...]:
+    value = t.raw(name, None)
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    lines: list[str] = []
+    for i, item in enumerate(items):
+        key = name if item is value else f"{name}[{i}]"
+        if not isinstance(item, str):
+            raise t.error(f"expected a shell line or a list of shell lines, got {item!r}", key)
+        if "\x00" in item:
+            raise t.error("a shell line cannot hold a NUL character", key)
+        lines.extend(item.splitlines())
+    return tuple(lines)
+
+
+def _extra_sbatch(t: Table) -> tuple[str, ...]:
+    value = t.raw("extra_sbatch", [])
+    if not isinstance(value, list):
+        raise t.error(f"expected a list of sbatch options such as [\"--mail-type=END\"], "
+                      f"got {value!r}", "extra_sbatch")
+    options = []
+    for i, item in enumerate(value):
+        key = f"extra_sbatch[{i}]"
+        if not isinstance(item, str) or _CONTROL.search(item):
+            raise t.error(f"expected a single-line string, got {item!r}", key)
+        name, eq, arg = item.partition("=")
+        if not _OPTION.match(name):
+            raise t.error(f"expected a long sbatch option '--name' or '--name=value', got {item!r}",
+                          key)
+        options.append(f"{name}={_directive_value(arg)}" if eq else name)
+    return tuple(options)
+
+
+def _command_words(t: Table, name: str) -> tuple[str, ...] | None:
+    value = t.raw(name, None)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            raise t.error(f"cannot split {value!r} into words: {exc}", name) from None
+    elif isinstance(value, list) and all(isinstance(w, str) for w in value):
+        words = list(value)
+    else:
+        raise t.error(f"expected a command (a string or a list of strings), got {value!r}", name)
+    if not words or any(not w or "\x00" in w for w in words):
+        raise t.error(f"expected a non-empty command, got {value!r}", name)
+    return tuple(words)
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+def template_dirs() -> list[Path]:
+    """Where named templates are looked up: package data first, then the repository's jobs/."""
+    here = Path(__file__).resolve().parent
+    return [here / "templates" / "jobs", here.parent / "jobs"]
+
+
+def find_template(name: str) -> Path:
+    """The template file for NAME (single | mpirun | array) or a path to a user template."""
+    if "/" in name or name.endswith(".sbatch"):
+        path = Path(name).expanduser()
+        if path.is_file():
+            return path
+        raise UsageError(f"template file not found: {name}")
+    for d in template_dirs():
+        path = d / f"{name}.sbatch"
+        if path.is_file():
+            return path
+    raise UsageError(f"unknown template {name!r}: expected one of {', '.join(TEMPLATES)} "
+                     f"or a path to a .sbatch template")
+
+
+def default_hpcopt() -> tuple[str, ...]:
+    """The hpcopt that renders the template: this Python (absolute, venv kept) -m hpcopt."""
+    return (os.path.abspath(sys.executable), "-m", "hpcopt")
+
+
+def default_mpirun() -> tuple[str, ...]:
+    """The mpirun next to this Python (the venv's MPICH, matching mpi4py), else PATH's."""
+    here = Path(os.path.abspath(sys.executable)).parent / "mpirun"
+    return (str(here),) if here.exists() else ("mpirun",)
+
+
+def uses_array(template_path: Path) -> bool:
+    """Whether a template is an array job (it has an ``{{array_spec}}`` placeholder)."""
+    return "array_spec" in _PLACEHOLDER.findall(template_path.read_text(encoding="utf-8"))
+
+
+def render(template_name: str, config_path: str | Path, slurm_cfg: SlurmConfig, command: str,
+           output_path: str | Path) -> str:
+    """The batch script of template `template_name` for one campaign config.
+
+    `command` is the hpcopt subcommand (sweep | temper | hpo); `output_path` the result file
+    (for the array template, the base name of the per-task files ``NAME.taskI.SUFFIX``).
+    """
+    if command not in COMMANDS:
+        raise UsageError(f"unknown campaign command {command!r}: expected one of "
+                         f"{', '.join(COMMANDS)}")
+    template_path = find_template(template_name)
+    text = template_path.read_text(encoding="utf-8")
+    config_path = _checked_path(config_path, "config file")
+    output_path = _checked_path(output_path, "result file")
+    is_array = uses_array(template_path)
+    if is_array:
+        if slurm_cfg.array is None:
+            raise ConfigError(f"the {template_name!r} template needs the array size, "
+                              "e.g. array = 8 (and max_concurrent = 2 to run at most 2 at once)",
+                              key="slurm.array", source=slurm_cfg.source)
+        if command != "hpo":
+            raise UsageError(f"the {template_name!r} template runs HPO array tasks that join one "
+                             f"study; a {command} campaign runs in one allocation: use "
+                             f"--template single or --template mpirun")
+    values = _values(template_path.stem, config_path, slurm_cfg, command, output_path, is_array)
+    fragment = _shared_fragment("signals.bash")
+    values["signal_handling"] = _substitute(fragment.read_text(encoding="utf-8"), values,
+                                            str(fragment))
+    return _substitute(text, values, str(template_path))
+
+
+def _shared_fragment(name: str) -> Path:
+    """A file every template includes (signals.bash), from the first template dir holding it."""
+    for d in template_dirs():
+        if (d / name).is_file():
+            return d / name
+    raise UsageError(f"this hpcopt installation is missing jobs/{name}")
+
+
+def _substitute(text: str, values: dict[str, str], where: str) -> str:
+    def one(m: re.Match) -> str:
+        if m.group(1) not in values:
+            raise UsageError(f"{where}: unknown template placeholder {{{{{m.group(1)}}}}}; "
+                             f"known: {', '.join(sorted(values))}")
+        return values[m.group(1)]
+    return _PLACEHOLDER.sub(one, text)
+
+
+def _checked_path(path: str | Path, what: str) -> Path:
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    if _CONTROL.search(str(path)):
+        raise UsageError(f"the {what} path {str(path)!r} holds a control character (newline?)")
+    return path
+
+
+def _values(name: str, config_path: Path, cfg: SlurmConfig, command: str,
+            output_path: Path, is_array: bool) -> dict[str, str]:
+    job_name = cfg.job_name or f"hpcopt-{command}-{config_path.stem}"
+    log_name = re.sub(r"[^A-Za-z0-9._-]", "_", job_name)
+    log_dir = str(output_path.parent).replace("%", "%%")     # % starts a SLURM file pattern
+    log = f"{log_dir}/{log_name}-{'%A_%a' if is_array else '%j'}"
+    directives = [("job-name", job_name), ("chdir", str(config_path.parent)),
+                  ("output", f"{log}.out"), ("error", f"{log}.err"), ("open-mode", "append"),
+                  ("partition", cfg.partition), ("account", cfg.account), ("qos", cfg.qos),
+                  ("time", cfg.time), ("nodes", cfg.nodes), ("ntasks", cfg.ntasks),
+                  ("cpus-per-task", cfg.cpus_per_task), ("mem", cfg.mem),
+                  ("gres", f"gpu:{cfg.gpus}" if cfg.gpus else None)]
+    lines = [f"#SBATCH --{opt}={_directive_value(str(v))}" for opt, v in directives
+             if v is not None]
+    if cfg.max_requeue:
+        lines.append("#SBATCH --requeue")
+    lines += [f"#SBATCH {opt}" for opt in cfg.extra_sbatch]
+    suffix = output_path.suffix
+    values = {
+        "version": __version__,
+        "template": name,
+        "sbatch_options": "\n".join(lines),
+        "signal_lead": str(cfg.signal_lead),
+        "env_setup": "\n".join(cfg.env_setup) if cfg.env_setup else "# (no env_setup lines)",
+        "hpcopt": _words(cfg.hpcopt or default_hpcopt()),
+        "mpirun": _words(cfg.mpirun or default_mpirun()),
+        "srun_options": _words([f"--mpi={cfg.mpi}"] if cfg.mpi else []),
+        "command": shlex.quote(command),
+        "config": shlex.quote(str(config_path)),
+        "result": shlex.quote(str(output_path)),
+        "result_stem": shlex.quote(str(output_path)[: len(str(output_path)) - len(suffix)]),
+        "result_suffix": shlex.quote(suffix),
+        "max_requeue": str(cfg.max_requeue),
+    }
+    if cfg.array is not None:
+        values["array_spec"] = (f"0-{cfg.array - 1}" +
+                                (f"%{cfg.max_concurrent}" if cfg.max_concurrent else ""))
+    return values
+
+
+def _words(words) -> str:
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _directive_value(value: str) -> str:
+    """A value as sbatch reads it in an #SBATCH line: plain, or in double quotes."""
+    if _CONTROL.search(value):
+        raise UsageError(f"an #SBATCH value cannot hold control characters: {value!r}")
+    if _SAFE_DIRECTIVE.match(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# -- submission --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    job_id: str
+    script: Path
+
+
+def campaign_command(data: dict) -> str:
+    """The hpcopt subcommand a config is for: its [hpo] or [temper] table, else sweep."""
+    for command in ("hpo", "temper"):
+        if command in data:
+            return command
+    return "sweep"
+
+
+def default_output(data: dict, config_path: Path, source: str) -> Path:
+    """The config's [output] path (relative to the config's directory), or CONFIG-STEM.h5."""
+    output = data.get("output", {})
+    path = output.get("path") if isinstance(output, dict) else None
+    if path is None:
+        return config_path.parent / f"{config_path.stem}.h5"
+    if not isinstance(path, str) or not path.strip():
+        raise ConfigError(f"expected a file path, got {path!r}", key="output.path", source=source)
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else config_path.parent / path
+
+
+def check_shared_study(data: dict, source: str) -> None:
+    """Array tasks must name one study and one storage: the defaults follow each task's file."""
+    hpo = data.get("hpo", {})
+    for key, example in (("storage", '"study.journal"'), ("study_name", '"my-study"')):
+        value = hpo.get(key) if isinstance(hpo, dict) else None
+        if value is None or value == "memory":
+            raise ConfigError(f"the array template needs [hpo] {key} = {example} so that every "
+                              "array task joins the same study (the defaults follow the per-task "
+                              "result file)", key=f"hpo.{key}", source=source)
+
+
+@dataclass(frozen=True)
+class JobScript:
+    text: str          # the rendered batch script
+    path: Path         # where submit writes it: CONFIG_DIR/CONFIG_STEM.TEMPLATE.sbatch
+    log_dir: Path      # where SLURM writes the job's .out/.err (the result file's directory)
+
+
+def prepare_job(config_path: str | Path, template: str, output: str | Path | None = None
+                ) -> JobScript:
+    """Read the config, validate [slurm] and render the batch script (nothing written)."""
+    config_path = Path(os.path.abspath(Path(config_path).expanduser()))
+    source = str(config_path)
+    data, _ = load_toml(config_path)
+    slurm_cfg = parse_slurm_config(Table(data, "", source), source)
+    command = campaign_command(data)
+    result = Path(os.path.abspath(output)) if output else default_output(data, config_path, source)
+    template_path = find_template(template)
+    if uses_array(template_path) and command == "hpo":
+        check_shared_study(data, source)
+    text = render(template, config_path, slurm_cfg, command, result)
+    return JobScript(text, config_path.parent / f"{config_path.stem}.{template_path.stem}.sbatch",
+                     result.parent)
+
+
+def submit_job(config_path: str | Path, template: str, output: str | Path | None = None
+               ) -> SubmittedJob:
+    """Write the batch script next to the config and sbatch it; return the job id."""
+    job = prepare_job(config_path, template, output)
+    sbatch = shutil.which("sbatch")
+    if sbatch is None:
+        raise UsageError("sbatch not found on PATH: run `hpcopt submit` where SLURM is installed "
+                         "(a login node), or use --dry-run to print the batch script")
+    try:
+        job.path.write_text(job.text, encoding="utf-8")
+        job.log_dir.mkdir(parents=True, exist_ok=True)   # sbatch does not create it
+    except OSError as exc:
+        raise UsageError(f"cannot write the batch script {job.path}: {exc}") from None
+    try:
+        proc = subprocess.run([sbatch, "--parsable", str(job.path)], cwd=job.path.parent,
+                              capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"sbatch {job.path} failed: {exc}") from None
+    if proc.returncode != 0:
+        raise UsageError(f"sbatch refused {job.path} (exit {proc.returncode}): "
+                         f"{(proc.stderr or proc.stdout).strip()}")
+    job_id = proc.stdout.strip().split(";")[0]
+    if not job_id:
+        raise UsageError(f"sbatch printed no job id for {job.path}: {proc.stderr.strip()}")
+    return SubmittedJob(job_id, job.path)
+
+
+def submit(config_path: str | Path, template: str, dry_run: bool = False,
+           output: str | Path | None = None) -> int:
+    """`hpcopt submit`: print the script (dry run) or sbatch it and print the job id. Exit code."""
+    if dry_run:
+        sys.stdout.write(prepare_job(config_path, template, output).text)
+        return 0
+    job = submit_job(config_path, template, output)
+    print(f"Submitted batch job {job.job_id} ({job.script})", flush=True)
+    return 0
+
+
+# -- inside a job ------------------------------------------------------------------------
+
+def in_slurm_allocation() -> bool:
+    """True inside a SLURM job (batch script, srun step or salloc shell)."""
+    return bool(os.environ.get("SLURM_JOB_ID"))
+
+
+def slurm_ids() -> dict[str, str]:
+    """SLURM job/array ids and node list for the result-file attributes (only those set)."""
+    names = {"SLURM_JOB_ID": "slurm_job_id", "SLURM_ARRAY_JOB_ID": "slurm_array_job_id",
+             "SLURM_ARRAY_TASK_ID": "slurm_array_task_id", "SLURM_JOB_NODELIST": "slurm_nodelist",
+             "SLURM_RESTART_COUNT": "slurm_restart_count"}
+    return {attr: os.environ[var] for var, attr in names.items() if os.environ.get(var)}
