@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(f"hpcopt: error: {exc}\n")
         return exc.exit_code
+    except BrokenPipeError:         # `hpcopt report FILE | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def dispatch(args) -> int:

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .resources import Resources, parse_resources
 from .sweep.starts import ParamSpec, param_spec_from_table, parse_parameter_ranges
 from .tomlread import Table, load_toml
 
@@ -125,6 +126,7 @@ class SweepConfig:
     objective: str | None = None       # "pkg.mod:f" for plain objective sweeps
     effective: dict = field(default_factory=dict)   # what the config hash covers
     parameter_ranges: str | None = None               # the --parameter-ranges override, if any
+    resources: Resources = Resources()
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -149,7 +151,7 @@ class SweepConfig:
 
 
 SWEEP_TABLES = ("model", "data", "objective", "parameters", "search", "local", "output", "run",
-                "slurm", "warmstart")
+                "slurm", "warmstart", "resources")
 
 
 def parse_param_table(root: Table) -> tuple[ParamSpec, ...]:
@@ -215,6 +217,7 @@ def parse_sweep_config(path: str | Path, *, parameter_ranges: str | None = None,
     if "slurm" in root:
         from .slurm import parse_slurm_config
         parse_slurm_config(root, cf.source)
+    resources = parse_resources(root, cf.source) if "resources" in root else Resources()
     if "warmstart" in root:
         root.raw("warmstart")  # validated by hpcopt.sweep.warmstart when it is used
     root.finish()
@@ -223,7 +226,7 @@ def parse_sweep_config(path: str | Path, *, parameter_ranges: str | None = None,
                  "params": [p.__dict__ for p in params], "search": [method, samples],
                  "local": [local_method, max_nfev], "seed": run.seed}
     cfg = SweepConfig(cf, params, method, samples, local_method, max_nfev, out, run, model,
-                      data_path, data_options, objective, effective, parameter_ranges)
+                      data_path, data_options, objective, effective, parameter_ranges, resources)
     if not cfg.free:
         raise root.error("every parameter is fixed: nothing to sweep", "parameters")
     if cfg.n_tasks > MAX_TASKS:

@@ -391,17 +391,6 @@ def default_output(data: dict, config_path: Path, source: str) -> Path:
     return path if path.is_absolute() else config_path.parent / path
 
 
-def check_shared_study(data: dict, source: str) -> None:
-    """Array tasks must name one study and one storage: the defaults follow each task's file."""
-    hpo = data.get("hpo", {})
-    for key, example in (("storage", '"study.journal"'), ("study_name", '"my-study"')):
-        value = hpo.get(key) if isinstance(hpo, dict) else None
-        if value is None or value == "memory":
-            raise ConfigError(f"the array template needs [hpo] {key} = {example} so that every "
-                              "array task joins the same study (the defaults follow the per-task "
-                              "result file)", key=f"hpo.{key}", source=source)
-
-
 @dataclass(frozen=True)
 class JobScript:
     text: str          # the rendered batch script
@@ -419,8 +408,6 @@ def prepare_job(config_path: str | Path, template: str, output: str | Path | Non
     command = campaign_command(data)
     result = Path(os.path.abspath(output)) if output else default_output(data, config_path, source)
     template_path = find_template(template)
-    if uses_array(template_path) and command == "hpo":
-        check_shared_study(data, source)
     text = render(template, config_path, slurm_cfg, command, result)
     return JobScript(text, config_path.parent / f"{config_path.stem}.{template_path.stem}.sbatch",
                      result.parent)

@@ -27,6 +27,7 @@ from ..config import (ConfigFile, OutputConfig, RunConfig, check_tables, config_
 from ..farm import FarmOptions, Outcome, Task, run_dynamic
 from ..mpi.runtime import World, stop_requested, stop_signal_name
 from ..progress import Progress
+from ..resources import Resources, apply_on_workers, parse_resources
 from ..store import schema
 from ..store.resultfile import ResultStore, TableSpec, check_existing, check_new_output
 from .config import HpoConfig, parse_hpo_config
@@ -50,6 +51,8 @@ class HpoPlan:
     run: RunConfig
     stream: int            # the SLURM array task id (0 otherwise): sampler stream of this process
     join: bool             # join an existing study (--resume, or an array task)
+    resources: Resources = Resources()
+    fresh: bool = False    # --force: a new study replaces the default journal next to the output
 
     @property
     def hash(self) -> str:
@@ -63,22 +66,26 @@ def array_task_id() -> int:
 def prepare(config: Path, output: str | None, resume: bool, force: bool) -> HpoPlan:
     root, cf = open_config(config)
     check_tables(root, TABLES, "hpo")
-    out = parse_output(root, cf, cf.path.stem + ".h5")
+    out = out_config = parse_output(root, cf, cf.path.stem + ".h5")
+    # the study name and journal default to the config's [output] path, not to -o: array
+    # tasks write one result file each (-o) and must still share one study
+    hpo = parse_hpo_config(root, cf.source, cf.base_dir, output_path=out.path)
     if output:
         out = OutputConfig(Path(output).resolve())
-    hpo = parse_hpo_config(root, cf.source, cf.base_dir, output_path=out.path)
     run = parse_run(root)
     if "slurm" in root:
         from ..slurm import parse_slurm_config
         parse_slurm_config(root, cf.source)
-    if "resources" in root:
-        from ..resources import parse_resources
-        parse_resources(root, cf.source)
+    resources = parse_resources(root, cf.source) if "resources" in root else Resources()
     root.finish()
     if hpo.objective.function is not None:
         from .objective import load_objective
         load_objective(hpo)                      # import errors are config errors (exit 2)
-    plan = HpoPlan(cf, hpo, out, run, array_task_id(), resume or "SLURM_ARRAY_TASK_ID" in os.environ)
+    default_journal = str(out_config.path.with_name(out_config.path.name + ".journal"))
+    fresh = force and hpo.hpo.storage.kind == "journal" and \
+        hpo.hpo.storage.location == default_journal
+    plan = HpoPlan(cf, hpo, out, run, array_task_id(),
+                   resume or "SLURM_ARRAY_TASK_ID" in os.environ, resources, fresh)
     if resume:
         check_existing(out.path, kind="hpo", config_hash=plan.hash)
     else:
@@ -94,7 +101,8 @@ def trial_root(output: Path) -> Path:
 def sandbox_evaluator(spec: dict) -> HpoEvaluator:
     """The evaluator inside an isolated child process (hpcopt.sandbox)."""
     root, cf = open_config(spec["config"])
-    hpo = parse_hpo_config(root, cf.source, cf.base_dir, output_path=Path(spec["output"]))
+    out = parse_output(root, cf, cf.path.stem + ".h5")
+    hpo = parse_hpo_config(root, cf.source, cf.base_dir, output_path=out.path)
     return HpoEvaluator(hpo, Path(spec["output"]), spec["worker"])
 
 
@@ -219,6 +227,8 @@ def run_hpo(world: World, plan: HpoPlan, *, resume: bool, quiet: bool = False) -
     t0 = time.monotonic()
     if world.is_root:
         from .policy import HpoPolicy
+        if plan.fresh:
+            Path(settings.storage.location).unlink(missing_ok=True)
         if resume:
             store.resume(world_size=world.size)
         else:
@@ -241,6 +251,7 @@ def run_hpo(world: World, plan: HpoPlan, *, resume: bool, quiet: bool = False) -
         source = HpoSource(policy, plan, store, progress, next_row)
         if resume:   # finished trials the file missed (written to the storage, not yet to HDF5)
             source.add([r for r in policy.finished_records() if r.number not in known])
+    apply_on_workers(world, plan.resources)
     evaluator = make_evaluator(plan, world)
     options = FarmOptions(chunk_size=1, max_retries=0, task_timeout=None, prefetch=False)
     stats = run_dynamic(world, source=source, evaluator=evaluator, dtype=TRANSPORT_DTYPE,

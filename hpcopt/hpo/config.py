@@ -46,10 +46,12 @@ from pathlib import Path
 from typing import Any
 
 from ..tomlread import Table
+from .pbt_config import OPTUNA_ONLY_KEYS, PbtSettings, parse_pbt_settings
 from .space import SearchSpace, parse_space
 
 SAMPLERS = ("random", "tpe", "qmc", "cmaes", "gp")
 PRUNERS = ("asha", "hyperband", "median", "none")
+SCHEDULERS = ("optuna", "pbt")   # pbt: population-based training, see pbt_config.py
 
 # pruner option -> (pruners that use it, default)
 _PRUNER_OPTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
@@ -92,6 +94,8 @@ class HpoSettings:
     constant_liar: bool = True
     n_startup_trials: int = 10
     pruner_options: tuple[tuple[str, Any], ...] = ()
+    scheduler: str = "optuna"
+    pbt: PbtSettings | None = None   # set when scheduler == "pbt"
 
     def pruner_option(self, name: str) -> Any:
         return dict(self.pruner_options).get(name, _PRUNER_OPTIONS[name][1])
@@ -137,6 +141,9 @@ def parse_hpo_config(root: Table, source: str, base_dir: str | Path,
     space = parse_space(root.table("space"))
     hpo = _parse_hpo(root.table("hpo"), base_dir, out)
     objective = _parse_objective(root.table("objective"), base_dir, out, space)
+    if hpo.scheduler == "pbt" and objective.command is not None:
+        raise root.error("scheduler = 'pbt' needs 'function' (f(params, ctx), see docs/pbt.md)",
+                         "objective.command")
     return HpoConfig(hpo, objective, space, source, base_dir)
 
 
@@ -171,8 +178,22 @@ def _parse_hpo(t: Table, base_dir: Path, out: Path | None) -> HpoSettings:
         if pruner not in users:
             raise t.error(f"only used with pruner = {' or '.join(map(repr, users))}", name)
         options.append((name, _pruner_value(t, name)))
+    scheduler, pbt = _parse_scheduler(t, base_dir, out)
     t.finish()
-    return HpoSettings(**settings, pruner_options=tuple(options))
+    return HpoSettings(**settings, pruner_options=tuple(options), scheduler=scheduler, pbt=pbt)
+
+
+def _parse_scheduler(t: Table, base_dir: Path, out: Path | None):
+    scheduler = t.str("scheduler", "optuna", choices=SCHEDULERS)
+    if scheduler != "pbt":
+        if "pbt" in t:
+            raise t.error("only used with scheduler = 'pbt'", "pbt")
+        return scheduler, None
+    for name in OPTUNA_ONLY_KEYS:
+        if name in t:
+            raise t.error("not used with scheduler = 'pbt' (the budget is population * "
+                          "max_steps, see [hpo.pbt])", name)
+    return scheduler, parse_pbt_settings(t.table("pbt", {}), base_dir, out)
 
 
 def _pruner_value(t: Table, name: str) -> Any:

@@ -27,17 +27,12 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ResultFileError
+from ..slurm import slurm_ids
 from . import schema
 
 
 def h5py_has_mpi() -> bool:
     return bool(h5py.get_config().mpi)
-
-
-def slurm_attrs() -> dict[str, str]:
-    names = {"SLURM_JOB_ID": "slurm_job_id", "SLURM_ARRAY_JOB_ID": "slurm_array_job_id",
-             "SLURM_ARRAY_TASK_ID": "slurm_array_task_id", "SLURM_JOB_NODELIST": "slurm_nodelist"}
-    return {attr: os.environ[env] for env, attr in names.items() if os.environ.get(env)}
 
 
 @dataclass
@@ -146,7 +141,7 @@ class ResultStore:
                 schema.ATTR_VERSION: __version__, schema.ATTR_FORMAT: schema.FORMAT_VERSION,
                 schema.ATTR_CREATED: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 schema.ATTR_WORLD: self.world.size, schema.ATTR_SEED: seed,
-                schema.ATTR_HOST: socket.gethostname(), **slurm_attrs(), **(attrs or {})}
+                schema.ATTR_HOST: socket.gethostname(), **slurm_ids(), **(attrs or {})}
         for k, v in root.items():
             f.attrs[k] = _attr_value(v)
         for name, spec in tables.items():

@@ -204,6 +204,8 @@ def chunk_size(cfg: SweepConfig, n_tasks: int, world_size: int) -> int:
 
 def run_sweep(world: World, cfg: SweepConfig, *, resume: bool, quiet: bool = False) -> dict:
     """Run (or resume) the sweep on every rank; return the summary (rank 0) or {}."""
+    from ..resources import apply_on_workers
+    apply_on_workers(world, cfg.resources)
     problem = world.node_first(lambda: warmed_up(build_target(cfg), cfg))
     design = build_design(cfg, problem)
     n_tasks = design.n_tasks

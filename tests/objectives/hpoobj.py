@@ -41,3 +41,13 @@ def one_slow(params):
 def slow_quad(params):
     time.sleep(float(os.environ.get("HPOOBJ_SLEEP", "0.05")))
     return quad(params)
+
+
+def env_probe(params):
+    """Reports the environment a trial sees (threads, GPUs) as extra info."""
+    import numba
+    from mpi4py import MPI
+    return {"value": float(params["x"]) ** 2, "omp": os.environ.get("OMP_NUM_THREADS"),
+            "openblas": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"), "numba": numba.get_num_threads(),
+            "rank": MPI.COMM_WORLD.Get_rank()}

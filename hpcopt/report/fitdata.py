@@ -1,0 +1,84 @@
+"""Rebuild a sweep's fit problem (model + data) from what the result file recorded.
+
+The file keeps the config's TOML text (root attr ``config``) and the path the config had
+(``config_path``, possibly relative to where the job ran).  A relative data path is
+taken from the config's directory, as the sweep did; when the report runs elsewhere
+(a laptop, another working directory) the data file is also looked for next to the
+result file.  Nothing here raises for a missing file: the caller gets a reason instead.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+
+from ..store import schema
+from ..store.reader import attr_str
+
+
+@dataclass
+class Rebuilt:
+    problem: object | None          # a FitProblem, or None
+    reason: str = ""                # why not (empty: the sweep has no model, nothing to draw)
+
+
+def candidate_dirs(result_path: Path, config_path: str) -> list[Path]:
+    """Directories a relative data path may be relative to, most likely first."""
+    dirs: list[Path] = []
+    result_dir = result_path.resolve().parent
+    if config_path:
+        cp = Path(config_path).expanduser()
+        if cp.is_absolute():
+            dirs.append(cp.parent)
+        else:
+            dirs += [(Path.cwd() / cp).parent, (result_dir / cp).parent]
+    dirs.append(result_dir)
+    unique: list[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+def rebuild_problem(f: h5py.File, result_path: Path) -> Rebuilt:
+    """The FitProblem of a model sweep, or a reason why it cannot be rebuilt here."""
+    try:
+        cfg = tomllib.loads(attr_str(f, schema.ATTR_CONFIG))
+    except tomllib.TOMLDecodeError as exc:
+        return Rebuilt(None, f"the stored config is not valid TOML ({exc})")
+    model = cfg.get("model", {}).get("name")
+    data = dict(cfg.get("data", {}))
+    if not model or "path" not in data:
+        return Rebuilt(None)
+    data_path = Path(str(data.pop("path"))).expanduser()
+    config_path = attr_str(f, "config_path")
+    if data_path.is_absolute():
+        base, tried = (data_path.parent if data_path.exists() else None), [data_path]
+    else:
+        tried = [d / data_path for d in candidate_dirs(result_path, config_path)]
+        base = next((t.parent for t in tried if t.exists()), None)
+        # the data file alone next to the result file (copied along with it)
+        if base is None and (result_path.resolve().parent / data_path.name).exists():
+            base, data_path = result_path.resolve().parent, Path(data_path.name)
+            tried.append(base / data_path)
+    if base is None:
+        return Rebuilt(None, f"data file {data_path} not found (looked for "
+                             f"{', '.join(str(t) for t in tried)})")
+    from ..models.registry import build_problem
+    names = _param_names(f)
+    try:
+        problem = build_problem(model, data_path if data_path.is_absolute() else base / data_path,
+                                data_options=data or None, source=config_path or None,
+                                base_dir=base, param_names=names)
+    except Exception as exc:  # noqa: BLE001 - user model imports, bad data: report, don't fail
+        return Rebuilt(None, f"cannot rebuild model {model} on {data_path}: {exc}")
+    return Rebuilt(problem)
+
+
+def _param_names(f: h5py.File) -> list[str]:
+    import json
+    raw = f["tasks"].attrs.get("param_names", "[]")
+    return json.loads(raw.decode() if isinstance(raw, bytes) else raw)

@@ -1,0 +1,342 @@
+"""Sweep figures: objective vs parameters, the landscape of the two most influential
+parameters, convergence, and data vs best model (XPCS c2 maps, curves)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import numpy as np
+from matplotlib.ticker import NullFormatter
+
+from ..store import schema
+from ..store.reader import attr_str
+from . import tables as _tables
+from .plots import PlotContext, grid_shape, hide_unused, log_if_wide, new_figure, spans_decades
+
+#: scatter plots use at most this many points (random subset, the best ones always kept)
+MAX_POINTS = 100_000
+KEEP_BEST = 1000
+#: sampled (non-grid) designs with fewer starts are drawn as points, not binned
+SCATTER_BELOW = 400
+MAX_ANGLES_PER_FIGURE = 4
+
+
+class SweepData:
+    """Finished rows of the tasks table needed by the figures (subsampled for huge sweeps)."""
+
+    def __init__(self, ctx: PlotContext):
+        f = ctx.f
+        ds = f["tasks"]
+        attrs = _tables.attrs_of(ds)
+        self.names: list[str] = list(attrs.get("param_names", []))
+        self.lower = np.asarray(attrs.get("lower", [np.nan] * len(self.names)), dtype=float)
+        self.upper = np.asarray(attrs.get("upper", [np.nan] * len(self.names)), dtype=float)
+        self.local = str(attrs.get("local", ""))
+        self.model = str(attrs.get("model", ""))
+        self.free = [i for i in range(len(self.names)) if self.lower[i] < self.upper[i]]
+        self.log_scale = _log_params(attr_str(f, schema.ATTR_CONFIG), self.names,
+                                     self.lower, self.upper)
+        # convergence: every finished row, three columns
+        timing = _tables.read_table(f, "tasks", fields=["status", "t_start", "wall", "objective"])
+        self.timing = timing
+        ok = (timing["status"] == schema.OK) & np.isfinite(timing["objective"])
+        self.n_ok = int(ok.sum())
+        keep_p = min(1.0, MAX_POINTS / max(self.n_ok, 1))
+        cutoff = (np.sort(timing["objective"][ok])[min(KEEP_BEST, self.n_ok) - 1]
+                  if self.n_ok else 0.0)
+        rng = np.random.default_rng(0)
+        parts = []
+        for rows in _tables.iter_rows(f, "tasks", fields=["task_id", "status", "x0", "x",
+                                                          "objective"]):
+            rows = rows[(rows["status"] == schema.OK) & np.isfinite(rows["objective"])]
+            if keep_p < 1.0:
+                rows = rows[(rng.random(len(rows)) < keep_p) | (rows["objective"] <= cutoff)]
+            parts.append(rows)
+        self.rows = np.concatenate(parts) if parts else np.zeros(0, timing.dtype)
+        self.subsampled = keep_p < 1.0
+        self.best = self.rows[np.argmin(self.rows["objective"])] if len(self.rows) else None
+
+
+def _log_params(config_text: str, names, lower, upper) -> list[bool]:
+    """Log axis for parameters configured with scale = "log" (or positive and > 3 decades)."""
+    try:
+        table = tomllib.loads(config_text).get("parameters", {})
+    except tomllib.TOMLDecodeError:
+        table = {}
+    out = []
+    for i, n in enumerate(names):
+        spec = table.get(n, {})
+        configured = isinstance(spec, dict) and spec.get("scale") == "log"
+        wide = lower[i] > 0 and upper[i] / lower[i] >= 1e3
+        out.append(bool(configured or wide))
+    return out
+
+
+def _objective_label(data: SweepData) -> str:
+    return "chi2" if data.model else "objective"
+
+
+# -- objective vs each parameter --------------------------------------------------------------
+
+def _data(ctx: PlotContext, figure: str) -> SweepData | None:
+    """The shared SweepData, or None (with a note) when no task has a finite objective yet."""
+    if "sweep" not in ctx.cache:
+        ctx.cache["sweep"] = SweepData(ctx)
+    data = ctx.cache["sweep"]
+    if not len(data.rows) or not data.free:
+        if not ctx.cache.get("sweep_noted"):
+            ctx.note("sweep figures skipped: no finished task with a finite objective yet")
+            ctx.cache["sweep_noted"] = True
+        return None
+    return data
+
+
+def objective_vs_parameters(ctx: PlotContext) -> None:
+    data = _data(ctx, "objective vs parameters")
+    if data is None:
+        return
+    nrows, ncols = grid_shape(len(data.free))
+    fig, axes = new_figure(nrows, ncols, width=4.2, height=3.4)
+    y = data.rows["objective"]
+    refined = data.local not in ("", "none")
+    for ax, i in zip(np.ravel(axes), data.free):
+        if refined:
+            ax.scatter(data.rows["x0"][:, i], y, s=6, color="0.75", label="start point",
+                       rasterized=True)
+        ax.scatter(data.rows["x"][:, i], y, s=8, color="C0",
+                   label="refined point" if refined else "evaluated point", rasterized=True)
+        ax.scatter([data.best["x"][i]], [data.best["objective"]], marker="*", s=160,
+                   color="C3", zorder=5, label="best")
+        if data.log_scale[i]:
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        log_if_wide(ax, y)
+        ax.set_xlabel(data.names[i])
+        ax.set_ylabel(_objective_label(data))
+        ax.set_title(f"{_objective_label(data)} vs {data.names[i]}")
+    np.ravel(axes)[0].legend(fontsize="small")
+    hide_unused(axes, len(data.free))
+    sub = f" (random {len(data.rows)} of {data.n_ok})" if data.subsampled else ""
+    fig.suptitle(f"{ctx.path.name}: objective at each finished start{sub}")
+    ctx.save(fig, "sweep_objective_vs_parameters")
+
+
+# -- landscape of the two most influential parameters ----------------------------------------
+
+def _bins(values: np.ndarray, lo: float, hi: float, log: bool, max_bins: int):
+    """(bin index per value, bin edges): unique values of a grid, otherwise even bins."""
+    uniq = np.unique(values)
+    if len(uniq) <= max_bins:
+        centers = np.log10(uniq) if log else uniq
+        mids = (centers[1:] + centers[:-1]) / 2
+        half = (centers[1] - centers[0]) / 2 if len(centers) > 1 else 0.5
+        edges = np.concatenate(([centers[0] - half], mids, [centers[-1] + half]))
+        if len(centers) > 1:
+            edges[-1] = centers[-1] + (centers[-1] - centers[-2]) / 2
+        edges = 10 ** edges if log else edges
+        return np.searchsorted(uniq, values), edges
+    n = max_bins
+    edges = np.geomspace(lo, hi, n + 1) if log else np.linspace(lo, hi, n + 1)
+    return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, n - 1), edges
+
+
+def influence(data: SweepData, max_bins: int = 12) -> dict[int, float]:
+    """Per free parameter: the spread of the best (lowest) objective rank over its bins.
+
+    Ranks make it scale-free; the minimum over each bin is the profile of the landscape
+    along that parameter (flat for a parameter that does not matter).
+    """
+    from scipy.stats import rankdata
+    y = rankdata(data.rows["objective"], method="average") / len(data.rows)
+    out = {}
+    for i in data.free:
+        idx, edges = _bins(data.rows["x0"][:, i], data.lower[i], data.upper[i],
+                           data.log_scale[i], max_bins)
+        best = np.full(len(edges) - 1, np.inf)
+        np.minimum.at(best, idx, y)
+        best = best[np.isfinite(best)]
+        out[i] = float(best.max() - best.min()) if len(best) > 1 else 0.0
+    return out
+
+
+def landscape(ctx: PlotContext) -> None:
+    data = _data(ctx, "landscape")
+    if data is None:
+        return
+    if len(data.free) < 2:
+        ctx.note("landscape: needs two free parameters; the objective-vs-parameter figure "
+                 "is the 1-D landscape")
+        return
+    scores = influence(data)
+    i, j = sorted(scores, key=lambda k: (-scores[k], k))[:2]
+    fig, axes = new_figure(1, 1, width=6.4, height=5.0)
+    ax = axes[0, 0]
+    label = _objective_label(data)
+    xi_all, xj_all = data.rows["x0"][:, i], data.rows["x0"][:, j]
+    n_bins = int(np.clip(np.sqrt(len(data.rows) / 2), 5, 50))
+    is_grid = len(np.unique(xi_all)) <= n_bins and len(np.unique(xj_all)) <= n_bins
+    if is_grid or len(data.rows) >= SCATTER_BELOW:
+        xi, ei = _bins(xi_all, data.lower[i], data.upper[i], data.log_scale[i], n_bins)
+        xj, ej = _bins(xj_all, data.lower[j], data.upper[j], data.log_scale[j], n_bins)
+        cells = np.full((len(ej) - 1, len(ei) - 1), np.inf)
+        np.minimum.at(cells, (xj, xi), data.rows["objective"])
+        cells[~np.isfinite(cells)] = np.nan
+        use_log = spans_decades(cells)
+        shown = np.log10(cells) if use_log else cells
+        art = ax.pcolormesh(ei, ej, np.ma.masked_invalid(shown), cmap="viridis_r", shading="flat")
+        what = f"lowest {label} in cell"
+        others = " (minimum over the other parameters)" if len(data.free) > 2 else ""
+    else:   # a few sampled starts: each one as a coloured point
+        y = data.rows["objective"]
+        use_log = spans_decades(y)
+        art = ax.scatter(xi_all, xj_all, c=np.log10(y) if use_log else y, cmap="viridis_r", s=40,
+                         edgecolor="0.3", linewidth=0.3)
+        what = f"{label} reached from this start"
+        others = ""
+    fig.colorbar(art, ax=ax, label=f"{'log10 ' if use_log else ''}{what}")
+    ax.scatter([data.best["x0"][i]], [data.best["x0"][j]], marker="*", s=200, color="C3",
+               edgecolor="white", label="start of the best fit")
+    if data.local not in ("", "none"):
+        ax.scatter([data.best["x"][i]], [data.best["x"][j]], marker="X", s=90, color="white",
+                   edgecolor="black", label="best fit")
+    for axis_log, setter in ((data.log_scale[i], ax.set_xscale), (data.log_scale[j], ax.set_yscale)):
+        if axis_log:
+            setter("log")
+    start = "start " if data.local not in ("", "none") else ""
+    ax.set_xlabel(f"{start}{data.names[i]}")
+    ax.set_ylabel(f"{start}{data.names[j]}")
+    ax.set_title(f"{label} landscape of {data.names[i]} and {data.names[j]}{others}",
+                 fontsize="medium")
+    ax.legend(fontsize="small", loc="best")
+    ctx.save(fig, "sweep_landscape")
+
+
+# -- convergence ------------------------------------------------------------------------------
+
+def best_so_far(timing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tasks done, seconds since the first start, best ok objective so far), in completion order."""
+    end = timing["t_start"] + timing["wall"]
+    order = np.argsort(end, kind="stable")
+    t = timing[order]
+    value = np.where((t["status"] == schema.OK) & np.isfinite(t["objective"]), t["objective"],
+                     np.inf)
+    best = np.minimum.accumulate(value) if len(value) else value
+    elapsed = end[order] - np.nanmin(timing["t_start"]) if len(t) else end[order]
+    return np.arange(1, len(t) + 1), elapsed, best
+
+
+def convergence(ctx: PlotContext) -> None:
+    data = _data(ctx, "convergence")
+    if data is None:
+        return
+    done, elapsed, best = best_so_far(data.timing)
+    shown = np.isfinite(best)
+    fig, axes = new_figure(1, 2, width=4.8, height=3.6)
+    label = _objective_label(data)
+    for ax, x, xlabel in ((axes[0, 0], done, "tasks done"),
+                          (axes[0, 1], elapsed, "seconds since the first start")):
+        ax.step(x[shown], best[shown], where="post", color="C0")
+        log_if_wide(ax, best[shown])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"best {label} so far")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_title("convergence by tasks done")
+    axes[0, 1].set_title("convergence in wall time")
+    fig.suptitle(f"{ctx.path.name}: {len(done)} finished tasks, in completion order")
+    ctx.save(fig, "sweep_convergence")
+
+
+# -- data vs best model ------------------------------------------------------------------------
+
+def data_vs_model(ctx: PlotContext) -> None:
+    data = _data(ctx, "data vs model")
+    if data is None:
+        return
+    from .fitdata import rebuild_problem
+    rebuilt = rebuild_problem(ctx.f, ctx.path)
+    if rebuilt.problem is None:
+        if rebuilt.reason:
+            ctx.note(f"data vs model skipped: {rebuilt.reason}")
+        return
+    problem = rebuilt.problem
+    by_name = dict(zip(data.names, data.best["x"]))
+    p = np.array([by_name[n] for n in problem.param_names], dtype=np.float64)
+    if hasattr(problem, "data") and hasattr(problem.data, "c2"):
+        _draw_xpcs(ctx, problem, p, data)
+    elif hasattr(problem, "x") and hasattr(problem, "y"):
+        _draw_curve(ctx, problem, p, data)
+    else:
+        ctx.note(f"data vs model skipped: no figure for {type(problem).__name__}")
+
+
+def _draw_xpcs(ctx: PlotContext, problem, p: np.ndarray, data: SweepData) -> None:
+    d = problem.data
+    model = problem.model(p)
+    resid = d.c2 - model if d.sigma is None else (d.c2 - model) / d.sigma
+    t = d.dt * np.arange(1, d.n + 1)
+    extent = (t[0], t[-1], t[0], t[-1])
+    angles = list(range(d.n_phi))
+    chunks = [angles[k:k + MAX_ANGLES_PER_FIGURE] for k in range(0, len(angles),
+                                                                  MAX_ANGLES_PER_FIGURE)]
+    for c, chunk in enumerate(chunks):
+        fig, axes = new_figure(len(chunk), 4, width=3.4, height=3.0)
+        for row, a in zip(axes, chunk):
+            lo, hi = np.percentile(d.c2[a], [1, 99])
+            for ax, img, title in ((row[0], d.c2[a], "measured c2"), (row[1], model[a], "fitted c2")):
+                im = ax.imshow(img, origin="lower", extent=extent, vmin=lo, vmax=hi,
+                               cmap="viridis", aspect="equal")
+                ax.set_title(f"{title}, phi = {d.phi[a]:g} deg", fontsize="small")
+                ax.set_xlabel("t2 (s)")
+                ax.set_ylabel("t1 (s)")
+            fig.colorbar(im, ax=row[1], shrink=0.8, label="c2")
+            lim = float(np.nanmax(np.abs(resid[a]))) or 1.0
+            im = row[2].imshow(resid[a], origin="lower", extent=extent, cmap="RdBu_r", vmin=-lim,
+                               vmax=lim, aspect="equal")
+            fig.colorbar(im, ax=row[2], shrink=0.8,
+                         label="(data - model)/sigma" if d.sigma is not None else "data - model")
+            row[2].set_title("residuals", fontsize="small")
+            row[2].set_xlabel("t2 (s)")
+            row[2].set_ylabel("t1 (s)")
+            cut = row[3]   # the first row of c2: correlation with the first frame
+            cut.plot(t, d.c2[a, 0], ".", ms=3, color="0.3", label="data")
+            cut.plot(t, model[a, 0], "-", color="C3", label="model")
+            cut.set_xlabel("t2 (s)")
+            cut.set_ylabel(f"c2(t1 = {t[0]:g} s, t2)")
+            cut.set_title("cut along the first row", fontsize="small")
+            cut.legend(fontsize="small")
+        part = f" ({c + 1}/{len(chunks)})" if len(chunks) > 1 else ""
+        fig.suptitle(f"{problem.name}: data vs best fit, chi2 = {data.best['objective']:.6g}{part}")
+        ctx.save(fig, "sweep_fit_c2" + (f"_{c + 1}" if len(chunks) > 1 else ""))
+
+
+def _draw_curve(ctx: PlotContext, problem, p: np.ndarray, data: SweepData) -> None:
+    x = np.asarray(problem.x)
+    y = np.asarray(problem.y)
+    mu = problem.model(p)
+    sigma = getattr(problem, "sigma", None)
+    resid = (y - mu) if sigma is None else (y - mu) / sigma
+    if x.ndim == 1:
+        order, xs, xlabel = np.argsort(x, kind="stable"), x, "x"
+    else:
+        order, xs, xlabel = np.arange(len(y)), np.arange(len(y)), "data point"
+    fig, axes = new_figure(2, 1, width=7.0, height=2.8, sharex=True,
+                           gridspec_kw={"height_ratios": [3, 1]})
+    top, bottom = axes[0, 0], axes[1, 0]
+    if sigma is not None:
+        top.errorbar(xs, y, yerr=sigma, fmt=".", color="0.3", ms=4, label="data")
+    else:
+        top.plot(xs, y, ".", color="0.3", ms=4, label="data")
+    top.plot(xs[order], mu[order], "-", color="C3", label="best fit")
+    top.set_ylabel("y")
+    top.legend(fontsize="small")
+    params = ", ".join(f"{n} = {v:.4g}" for n, v in zip(problem.param_names, p))
+    top.set_title(f"{problem.name}: data vs best fit ({params})", fontsize="small")
+    bottom.axhline(0.0, color="0.5", lw=0.8)
+    bottom.plot(xs, resid, ".", color="C0", ms=4)
+    bottom.set_xlabel(xlabel)
+    bottom.set_ylabel("(y - model)/sigma" if sigma is not None else "y - model")
+    ctx.save(fig, "sweep_fit_curve")
+
+
+FIGURES = (objective_vs_parameters, landscape, convergence, data_vs_model)

@@ -1,0 +1,138 @@
+"""Reading result-file tables for analysis: finished rows only, strings decoded, flat columns.
+
+Shared by the Python API, the exports and the plots, so "which rows count" and
+"how an array column becomes plain columns" are decided in one place:
+
+* tables with a ``status`` column (tasks, trials, rounds): rows whose status is
+  not pending;
+* ``samples`` (temper): rows already written (finite energy; unwritten rows are NaN);
+* the end-of-run temper tables (pairs, replicas, slots): all rows once the run wrote
+  them (root attr ``rounds_done`` present), none before.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+
+from ..store import schema
+
+SLICE_ROWS = 65536
+#: temper tables written once, at the end of a run (with the root attr below)
+FINAL_TABLES = ("pairs", "replicas", "slots")
+FINAL_MARK = "rounds_done"
+
+
+def table_names(f: h5py.File) -> list[str]:
+    """Compound datasets at the root of the file: its tables, in file order."""
+    return [name for name, obj in f.items()
+            if isinstance(obj, h5py.Dataset) and obj.dtype.names is not None]
+
+
+def decode_attr(name: str, value: Any) -> Any:
+    """An HDF5 attribute as a plain Python value (JSON text decoded, except the config)."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        if name != schema.ATTR_CONFIG and value[:1] in "[{":
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def attrs_of(obj) -> dict[str, Any]:
+    return {k: decode_attr(k, v) for k, v in obj.attrs.items()}
+
+
+def _keep_mask(f: h5py.File, name: str, rows: np.ndarray) -> np.ndarray:
+    names = rows.dtype.names
+    if "status" in names:
+        return rows["status"] != schema.PENDING
+    if name == "samples" and "energy" in names:
+        return np.isfinite(rows["energy"])
+    if name in FINAL_TABLES and f.attrs.get(schema.ATTR_KIND) in ("temper", b"temper"):
+        return np.full(len(rows), FINAL_MARK in f.attrs)
+    return np.ones(len(rows), dtype=bool)
+
+
+def iter_rows(f: h5py.File, name: str, *, all_rows: bool = False,
+              fields: list[str] | None = None) -> Iterator[np.ndarray]:
+    """Finished rows of table `name` in slices (vlen strings decoded to str).
+
+    `fields` restricts the columns read (plus what the filter needs).
+    """
+    ds = f[name]
+    need = None
+    if fields is not None:
+        extra = [c for c in ("status", "energy") if c in ds.dtype.names and c not in fields]
+        need = list(fields) + extra
+    for a in range(0, ds.shape[0], SLICE_ROWS):
+        rows = ds.fields(need)[a:a + SLICE_ROWS] if need else ds[a:a + SLICE_ROWS]
+        if not all_rows:
+            rows = rows[_keep_mask(f, name, rows)]
+        if fields is not None and list(rows.dtype.names) != list(fields):
+            rows = _select(rows, fields)
+        yield decode_strings(rows)
+
+
+def read_table(f: h5py.File, name: str, *, all_rows: bool = False,
+               fields: list[str] | None = None) -> np.ndarray:
+    """All finished rows of a table as one structured array (see :func:`iter_rows`)."""
+    parts = list(iter_rows(f, name, all_rows=all_rows, fields=fields))
+    if not parts:
+        dtype = f[name].dtype if fields is None else _select(f[name][:0], fields).dtype
+        return np.zeros(0, dtype=dtype)
+    return np.concatenate(parts)
+
+
+def _select(rows: np.ndarray, fields: list[str]) -> np.ndarray:
+    out = np.zeros(len(rows), dtype=[(n, rows.dtype[n]) for n in fields])
+    for n in fields:
+        out[n] = rows[n]
+    return out
+
+
+def decode_strings(rows: np.ndarray) -> np.ndarray:
+    """Variable-length string columns (object dtype) as Python str instead of bytes."""
+    for n in rows.dtype.names or ():
+        if rows.dtype[n].kind == "O":
+            rows[n] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                       for v in rows[n]]
+    return rows
+
+
+def flat_columns(rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Structured rows -> ordered {column name: 1-D array}.
+
+    Array columns become ``name_0, name_1, ...`` (C order for several dimensions);
+    fixed-length byte strings (the error message) and vlen strings become str; the
+    ``status`` enum becomes its name (``ok``, ``failed``, ...).
+    """
+    out: dict[str, np.ndarray] = {}
+    for n in rows.dtype.names:
+        col = rows[n]
+        if col.ndim > 1:
+            flat = col.reshape(len(col), -1)
+            for i in range(flat.shape[1]):
+                out[f"{n}_{i}"] = flat[:, i]
+        elif n == "status" and col.dtype.kind in "iu":
+            out[n] = np.array([schema.STATUS_BY_CODE.get(int(v), str(int(v))) for v in col],
+                              dtype=object)
+        elif col.dtype.kind == "S":
+            out[n] = np.array([schema.decode_message(v) for v in col], dtype=object)
+        elif col.dtype.kind == "O":
+            out[n] = np.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                               for v in col], dtype=object)
+        else:
+            out[n] = col
+    return out
