@@ -15,6 +15,7 @@ turns a task into an outcome.  Neither calls MPI.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import signal
 import threading
@@ -30,6 +31,8 @@ from .mpi.runtime import (World, any_source, any_tag, poll, recv_quietly, send_q
                           stop_requested)
 from .partition import chunks, rank_range
 from .store import schema
+
+log = logging.getLogger("hpcopt")
 
 
 @dataclass
@@ -236,6 +239,8 @@ class _Coordinator:
             if tag == tags.READY:
                 started.add(src)
                 if len(started) == len(self.workers) and not stopping:
+                    log.debug(f"all {len(self.workers)} workers ready; chunks of "
+                              f"{self.options.chunk_size}, window {self.window}")
                     for w in self.workers:
                         self._top_up(w)
             elif tag == tags.RESULTS:
@@ -303,6 +308,7 @@ def _run_worker(world: World, evaluator: Evaluator, dtype: np.dtype, options: Fa
     finished: list[np.ndarray] = []
     last_send = time.monotonic()
     stop = False
+    n_done = 0
 
     def report(task_id: int, step: int, value: float) -> bool:
         send_quietly(comm, (task_id, int(step), float(value)), 0, tags.REPORT)
@@ -328,9 +334,11 @@ def _run_worker(world: World, evaluator: Evaluator, dtype: np.dtype, options: Fa
             take(got[0], got[2])
         if stop:  # finish nothing more: unstarted tasks stay pending (resume redoes them)
             send(final=True)
+            log.debug(f"rank {world.rank}: {n_done} tasks evaluated, {len(queue)} left pending")
             return
         if queue:
             task = queue.popleft()
+            n_done += 1
             finished.append(run_task(evaluator, task, dtype, world.rank, options.task_timeout,
                                      lambda step, value, tid=task.task_id: report(tid, step, value)))
             if (not queue or len(finished) >= options.chunk_size

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 
@@ -17,12 +18,14 @@ class Progress:
     `interval` seconds, so batch logs stay short but show the job is alive.
     """
 
-    def __init__(self, total: int, *, label: str, quiet: bool = False, interval: float = 30.0,
-                 done: int = 0):
+    def __init__(self, total: int, *, label: str, quiet: bool = False,
+                 interval: float | None = None, done: int = 0):
         self.total, self.done, self.label = total, done, label
         self.best = math.inf
         self.quiet = quiet
-        self.interval = interval
+        # HPCOPT_STATUS_INTERVAL (seconds) sets how often batch logs get a status line
+        self.interval = interval if interval is not None else float(
+            os.environ.get("HPCOPT_STATUS_INTERVAL", "30"))
         self.t0 = time.monotonic()
         self.start_done = done
         self.last_line = self.t0
@@ -60,3 +63,5 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+        elif not self.quiet and self.done > self.start_done:
+            log.info(self.line())
