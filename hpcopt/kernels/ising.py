@@ -101,3 +101,10 @@ def metropolis_sweeps(spins: np.ndarray, beta: float, n_sweeps: int, rng: np.ran
         energy, best_energy, accepted = int(energy), int(best_energy), accepted + int(acc)
         done += m
     return energy, best_energy, accepted
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's disk cache) the sweep kernel on a 2x2 lattice."""
+    spins = np.ones((2, 2), dtype=np.int8)
+    metropolis_sweeps(spins, 1.0, 1, np.random.default_rng(0), energy(spins), spins.copy(),
+                      energy(spins))

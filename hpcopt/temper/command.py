@@ -29,7 +29,7 @@ from ..store.resultfile import ResultStore, TableSpec, check_existing, check_new
 from .campaign import TemperCampaign
 from .collective import replicas_of_rank
 from .config import TemperConfig, parse_temper_config
-from .problems import make_problem
+from .problems import IsingProblem, make_problem
 from .stats import PAIR_DTYPE, REPLICA_DTYPE, SLOT_DTYPE
 
 TABLES = ("temper", "problem", "output", "run", "slurm")
@@ -78,6 +78,14 @@ def prepare(config: Path, output: str | None, resume: bool, force: bool) -> Temp
     else:
         check_new_output(out.path, force=force)
     return plan
+
+
+def _warmed_up(problem):
+    """Compile numba kernels once per node (the others then load numba's cache)."""
+    if isinstance(problem, IsingProblem):
+        from ..kernels.ising import warm_up
+        warm_up()
+    return problem
 
 
 def _n_samples(campaign: TemperCampaign) -> int:
@@ -158,7 +166,7 @@ def load_checkpoint(store: ResultStore) -> dict | None:
 
 def run_temper(world: World, plan: TemperPlan, *, resume: bool, quiet: bool = False) -> dict:
     cfg = plan.temper
-    problem = make_problem(cfg.problem, plan.file.source)
+    problem = world.node_first(lambda: _warmed_up(make_problem(cfg.problem, plan.file.source)))
     owned = replicas_of_rank(cfg.n_replicas, world.size, world.rank)
     collective = MpiCollective(world, cfg.n_replicas)
     store = ResultStore(world, plan.output.path)
