@@ -8,9 +8,10 @@ and queued again, so a slow member never holds the others back (no population ba
 
 Decision after member m finishes a segment at step e with score s (:meth:`PbtPolicy.tell_result`):
 
-* cohort: every member that has a score at step e (segment boundaries are multiples of the
-  interval for everyone, so scores are compared after the same amount of training);
-  with n members in it, the top and bottom k = min(ceil(n * quantile_fraction), n // 2);
+* ranking: every member by its most recent score at a step <= e (members ahead of m are
+  compared at m's step, members behind at their latest: m is never judged against members
+  with more training); with n members ranked, the top and bottom
+  k = min(ceil(n * quantile_fraction), n // 2);
 * exploit + explore, when m is in the bottom k: a random top-k member d that is still
   training is the donor; m restores d's latest checkpoint (its step jumps to d's, never
   back) with d's hyperparameters explored (pbt_explore.py: perturbed by a factor or
@@ -341,6 +342,7 @@ class PbtPolicy:
         """Exploit/explore or continue (module docstring)."""
         rng = np.random.default_rng(pbt_stream(self.seed, _DECIDE, m.id, spec.segment))
         bottom, top = self.quantiles(spec.end_step)
+        # a finished member is no donor: m would end at once with a copy of it
         donors = [j for j in top if j != m.id
                   and self.members[j].latest.step < self.settings.max_steps]
         if m.id in bottom and donors:
@@ -354,9 +356,14 @@ class PbtPolicy:
             m.restore, m.step, m.parent_member = m.latest, spec.end_step, -1
 
     def quantiles(self, step: int) -> tuple[list[int], list[int]]:
-        """(bottom, top) members among those scored at `step`, worst first / best first."""
-        cohort = sorted((self._loss(j.scores[step]), j.id) for j in self.members
-                        if step in j.scores)
+        """(bottom, top) members at `step`, worst first / best first: each member ranked by
+        its most recent score at a step <= `step` (members scored only later are left out)."""
+        cohort = []
+        for j in self.members:
+            reached = [s for s in j.scores if s <= step]
+            if reached:
+                cohort.append((self._loss(j.scores[max(reached)]), j.id))
+        cohort.sort()
         n = len(cohort)
         k = min(math.ceil(n * self.settings.quantile_fraction), n // 2)
         if k == 0:

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from ..store import schema
-from ..store.reader import open_result
 from . import tables as _tables
 
 PANDAS_MISSING = ("Result.frame() needs pandas, which is not installed (pip install pandas); "
@@ -51,7 +50,7 @@ class Result:
     def reload(self) -> "Result":
         """Re-read status, attributes and best (for a file that is still being written)."""
         from .summary import best_of
-        with open_result(self.path) as f:
+        with _tables.reading(self.path) as f:
             self.attrs: dict[str, Any] = _tables.attrs_of(f)
             self.kind: str = self.attrs[schema.ATTR_KIND]
             self.status: str = self.attrs.get(schema.ATTR_STATUS, "")
@@ -85,7 +84,7 @@ class Result:
         """
         name = name or self.main_table
         self._check(name)
-        with open_result(self.path) as f:
+        with _tables.reading(self.path) as f:
             return _tables.read_table(f, name, all_rows=all_rows)
 
     def frame(self, name: str | None = None, *, all_rows: bool = False):

@@ -24,17 +24,16 @@ import h5py
 import numpy as np
 
 from ..store import schema
-from ..store.reader import attr_str, open_result
+from ..store.reader import attr_str
 from . import tables as _tables
 from .summary import finite, summarize_open
 
 
 def export_all(path: str | Path, out_dir: str | Path) -> list[Path]:
     """Write every export of the result file `path` into `out_dir`; return the paths written."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _tables.make_dir(out_dir)
     written: list[Path] = []
-    with open_result(path) as f:
+    with _tables.reading(path) as f:
         summary = summarize_open(f, path, top=0)
         for name in _tables.table_names(f):
             written.append(write_csv(f, name, out_dir / f"{name}.csv"))

@@ -55,24 +55,27 @@ def rebuild_problem(f: h5py.File, result_path: Path) -> Rebuilt:
         return Rebuilt(None)
     data_path = Path(str(data.pop("path"))).expanduser()
     config_path = attr_str(f, "config_path")
+    dirs = candidate_dirs(result_path, config_path)
     if data_path.is_absolute():
-        base, tried = (data_path.parent if data_path.exists() else None), [data_path]
+        found, tried = (data_path if data_path.exists() else None), [data_path]
     else:
-        tried = [d / data_path for d in candidate_dirs(result_path, config_path)]
-        base = next((t.parent for t in tried if t.exists()), None)
-        # the data file alone next to the result file (copied along with it)
-        if base is None and (result_path.resolve().parent / data_path.name).exists():
-            base, data_path = result_path.resolve().parent, Path(data_path.name)
-            tried.append(base / data_path)
-    if base is None:
+        tried = [d / data_path for d in dirs]
+        found = next((t for t in tried if t.exists()), None)
+    alone = result_path.resolve().parent / data_path.name
+    if found is None and alone.exists():   # the data file copied next to the result file
+        found = alone
+    if alone not in tried:
+        tried.append(alone)
+    if found is None:
         return Rebuilt(None, f"data file {data_path} not found (looked for "
                              f"{', '.join(str(t) for t in tried)})")
     from ..models.registry import build_problem
     names = _param_names(f)
     try:
-        problem = build_problem(model, data_path if data_path.is_absolute() else base / data_path,
-                                data_options=data or None, source=config_path or None,
-                                base_dir=base, param_names=names)
+        # user models are imported from the config's directory, as the sweep did
+        base = next((d for d in dirs if (d / data_path).exists()), found.parent)
+        problem = build_problem(model, found, data_options=data or None,
+                                source=config_path or None, base_dir=base, param_names=names)
     except Exception as exc:  # noqa: BLE001 - user model imports, bad data: report, don't fail
         return Rebuilt(None, f"cannot rebuild model {model} on {data_path}: {exc}")
     return Rebuilt(problem)

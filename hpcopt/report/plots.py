@@ -18,7 +18,8 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from ..store.reader import attr_str, open_result
+from ..store.reader import attr_str
+from . import tables as _tables
 
 log = logging.getLogger("hpcopt.report")
 DPI = 110
@@ -51,10 +52,9 @@ def plot_all(path: str | Path, out_dir: str | Path, *,
 
     `on_note(text)` receives a line for each figure that was skipped (default: logged).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _tables.make_dir(out_dir)
     note = on_note or (lambda text: log.warning("%s", text))
-    with open_result(path) as f:
+    with _tables.reading(path) as f:
         ctx = PlotContext(f, Path(path), out_dir, note)
         kind = attr_str(f, "kind")
         if kind == "sweep":
@@ -67,6 +67,8 @@ def plot_all(path: str | Path, out_dir: str | Path, *,
             try:
                 figure(ctx)
             except Exception as exc:  # noqa: BLE001 - one broken figure must not stop the rest
+                if _tables.raised_by_h5py(exc):
+                    raise                  # a damaged file: reading() reports it
                 note(f"{figure.__name__}: figure not drawn ({type(exc).__name__}: {exc})")
     return ctx.written
 

@@ -141,14 +141,22 @@ def _bins(values: np.ndarray, lo: float, hi: float, log: bool, max_bins: int):
     return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, n - 1), edges
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of `values`, ties sharing their average rank (scipy's rankdata 'average')."""
+    order = np.argsort(values, kind="stable")
+    _, first, counts = np.unique(values[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)
+    return ranks
+
+
 def influence(data: SweepData, max_bins: int = 12) -> dict[int, float]:
     """Per free parameter: the spread of the best (lowest) objective rank over its bins.
 
     Ranks make it scale-free; the minimum over each bin is the profile of the landscape
     along that parameter (flat for a parameter that does not matter).
     """
-    from scipy.stats import rankdata
-    y = rankdata(data.rows["objective"], method="average") / len(data.rows)
+    y = average_ranks(data.rows["objective"]) / len(data.rows)
     out = {}
     for i in data.free:
         idx, edges = _bins(data.rows["x0"][:, i], data.lower[i], data.upper[i],

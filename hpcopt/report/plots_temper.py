@@ -5,6 +5,7 @@ magnetisation histograms)."""
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from ..store.reader import attr_json
 from . import tables as _tables
@@ -14,7 +15,7 @@ from .summary import temper_details
 MAX_TRACE_REPLICAS = 12
 MAX_TRACE_POINTS = 5000      # rounds drawn per trace (evenly thinned beyond)
 MAX_CORNER = 6               # parameters in the corner plot
-WALK_REPLICAS = 4
+WALK_REPLICAS = 2
 
 
 def _rounds(ctx: PlotContext) -> np.ndarray:
@@ -112,6 +113,8 @@ def round_trips(ctx: PlotContext) -> None:
     ax.set_xlabel("replica")
     ax.set_ylabel("round trips T_min -> T_max -> T_min")
     ax.set_title(f"round trips per replica (total {int(trips.sum())})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     walk = axes[0, 1]
     n = rounds["slot"].shape[1]
     step = _thin(len(rounds))
@@ -122,7 +125,10 @@ def round_trips(ctx: PlotContext) -> None:
     walk.set_xlabel("exchange round")
     walk.set_ylabel("temperature index (0 = T_min)")
     walk.set_title("walk through the ladder")
+    walk.yaxis.set_major_locator(MaxNLocator(integer=True))
     walk.legend(fontsize="x-small")
+    src = " (rounds so far)" if d["from_rounds"] else ""
+    fig.suptitle(f"{ctx.path.name}: round trips{src}")
     ctx.save(fig, "temper_round_trips")
 
 

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from ..store import schema
-from ..store.reader import attr_json, attr_str, open_result, scan_table
+from ..store.reader import attr_json, attr_str, scan_table
 from . import tables as _tables
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -68,7 +68,8 @@ def best_of(f: h5py.File, kind: str, scan: dict | None = None) -> dict | None:
 def failure_groups(ds: h5py.Dataset, limit: int = 10) -> list[dict]:
     """Failed/timed-out rows grouped by error message with numbers masked, most frequent first.
 
-    Each group: ``message`` (the pattern, numbers as ``#``), ``count``, ``example``.
+    Each group: ``message`` (the pattern of the message's first line, numbers as ``#``),
+    ``count``, ``example`` (the first line of one such message).
     """
     column = "message" if "message" in ds.dtype.names else (
         "error" if "error" in ds.dtype.names else None)
@@ -80,7 +81,8 @@ def failure_groups(ds: h5py.Dataset, limit: int = 10) -> list[dict]:
         bad = (rows["status"] == schema.FAILED) | (rows["status"] == schema.TIMEOUT)
         for raw, status in zip(rows[column][bad], rows["status"][bad]):
             text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            text = text.strip() or ("timed out" if status == schema.TIMEOUT else "(no message)")
+            text = text.strip().splitlines()[0] if text.strip() else (
+                "timed out" if status == schema.TIMEOUT else "(no message)")   # not tracebacks
             key = _NUMBER.sub("#", text)
             entry = groups.setdefault(key, [0, text])
             entry[0] += 1
@@ -92,7 +94,7 @@ def failure_groups(ds: h5py.Dataset, limit: int = 10) -> list[dict]:
 
 def summarize_file(path: str | Path, top: int = 10) -> dict:
     """Everything `hpcopt report` prints, as plain data."""
-    with open_result(path) as f:
+    with _tables.reading(path) as f:
         return summarize_open(f, path, top)
 
 

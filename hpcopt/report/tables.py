@@ -13,17 +13,69 @@ Shared by the Python API, the exports and the plots, so "which rows count" and
 from __future__ import annotations
 
 import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
 import h5py
 import numpy as np
 
+from ..errors import ResultFileError, UsageError
 from ..store import schema
+from ..store.reader import open_result
 
 SLICE_ROWS = 65536
 #: temper tables written once, at the end of a run (with the root attr below)
 FINAL_TABLES = ("pairs", "replicas", "slots")
 FINAL_MARK = "rounds_done"
+
+
+def raised_by_h5py(exc: BaseException) -> bool:
+    """True when `exc` comes from inside h5py (a damaged file), not from hpcopt's own code."""
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return last is not None and f"{os.sep}h5py{os.sep}" in last
+
+
+_READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+
+
+def _damaged(path, exc: BaseException) -> ResultFileError:
+    return ResultFileError(f"{path}: cannot read the file ({exc}); it may be corrupted")
+
+
+@contextmanager
+def reading(path: str | Path) -> Iterator[h5py.File]:
+    """Open a result file read-only for analysis (see store.reader.open_result); h5py errors
+    from a damaged file, at opening or while reading, become ResultFileError (exit 2)."""
+    try:
+        f = open_result(path)
+    except _READ_ERRORS as exc:
+        if raised_by_h5py(exc):
+            raise _damaged(path, exc) from None
+        raise
+    try:
+        yield f
+    except _READ_ERRORS as exc:
+        if raised_by_h5py(exc):
+            raise _damaged(path, exc) from None
+        raise
+    finally:
+        f.close()
+
+
+def make_dir(out_dir: str | Path) -> Path:
+    """Create an output directory; a clear error (exit 2) when that is impossible."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{out_dir}: cannot create the output directory ({exc})") from None
+    return out_dir
 
 
 def table_names(f: h5py.File) -> list[str]:

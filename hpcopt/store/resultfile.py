@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,10 @@ from . import schema
 
 def h5py_has_mpi() -> bool:
     return bool(h5py.get_config().mpi)
+
+
+#: room kept free beyond the tables (attributes, the log file, checkpoints of small campaigns)
+MIN_FREE_BYTES = 1 << 20
 
 
 @dataclass
@@ -81,8 +86,9 @@ def check_existing(path: Path, *, kind: str, config_hash: str | None) -> dict:
     return attrs
 
 
-def check_new_output(path: Path, *, force: bool) -> None:
-    """A new campaign may not overwrite a file unless --force; the directory must be writable."""
+def check_new_output(path: Path, *, force: bool, needed_bytes: int = 0) -> None:
+    """A new campaign may not overwrite a file unless --force; the directory must be
+    writable and have room for the preallocated tables (`needed_bytes`) plus a margin."""
     if path.exists() and not force:
         raise ResultFileError(f"{path}: result file exists; use --resume to continue it or "
                               "--force to overwrite it")
@@ -97,6 +103,11 @@ def check_new_output(path: Path, *, force: bool) -> None:
             raise ResultFileError(f"{path}: cannot create output directory: {exc}") from None
     if not os.access(parent, os.W_OK):
         raise ResultFileError(f"{path}: output directory {parent} is not writable")
+    needed = int(needed_bytes * 1.1) + MIN_FREE_BYTES
+    free = shutil.disk_usage(parent).free + (path.stat().st_size if path.exists() else 0)
+    if free < needed:
+        raise ResultFileError(f"{path}: the result file needs about {needed / 2**20:.1f} MiB "
+                              f"but {parent} has {free / 2**20:.1f} MiB free")
 
 
 class ResultStore:

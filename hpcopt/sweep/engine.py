@@ -103,11 +103,12 @@ def prepare(req: SweepRequest) -> SweepConfig:
     """Parse the config, load and check the data, check the output path. Raises UsageError."""
     cfg = parse_sweep_config(req.config, parameter_ranges=req.parameter_ranges, output=req.output)
     target = build_target(cfg)
-    build_design(cfg, target)
+    design = build_design(cfg, target)
     if req.resume:
         check_existing(cfg.output.path, kind="sweep", config_hash=cfg.hash)
     else:
-        check_new_output(cfg.output.path, force=req.force)
+        table_bytes = design.n_tasks * schema.sweep_dtype(len(design.param_names)).itemsize
+        check_new_output(cfg.output.path, force=req.force, needed_bytes=table_bytes)
     return cfg
 
 

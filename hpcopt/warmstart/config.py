@@ -42,7 +42,7 @@ class WarmStartConfig:
     record: bool = True
     trend: str = "linear"              # linear trend + trees on its residuals, or trees alone
     n_trees: int = 100                 # random forest size
-    n_boost: int = 100                 # gradient boosting stages per parameter
+    n_boost: int = 50                  # gradient boosting stages per parameter
     spread: float = 1.0                # start sampling width, in predicted standard deviations
     seed: int | None = None            # None: the campaign seed ([run] seed)
     source: str = ""                   # config file, for messages
@@ -91,7 +91,7 @@ def parse_warmstart(table: Table | Mapping[str, Any], source: str = "",
         record=t.bool("record", True),
         trend=t.str("trend", "linear", choices=TRENDS),
         n_trees=t.int("n_trees", 100, min=2, max=10_000),
-        n_boost=t.int("n_boost", 100, min=1, max=10_000),
+        n_boost=t.int("n_boost", 50, min=1, max=10_000),
         spread=t.float("spread", 1.0, positive=True),
         seed=seed,
         source=source,

@@ -28,6 +28,7 @@ import fcntl
 import json
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ FORMAT = "hpcopt-warmstart-history"
 FORMAT_VERSION = 1
 TABLE = "fits"
 LOCK_TIMEOUT = 120.0   # seconds a writer waits for another one
+_THREAD_LOCK = threading.Lock()   # POSIX record locks exclude processes, not threads
 _STR = h5py.string_dtype("utf-8")
 DTYPE = np.dtype([("record_id", "<i8"), ("timestamp", _STR), ("model", _STR), ("params", _STR),
                   ("conditions", _STR), ("chi2", "<f8"), ("chi2_reduced", "<f8"),
@@ -92,6 +94,10 @@ def add_fit(history_path: str | Path, model: str, param_names: Sequence[str],
            "chi2": float(chi2), "chi2_reduced": float(chi2_reduced),
            "source": str(source), "source_created": str(source_created)}
     path = Path(history_path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the history's directory: {exc}", path=str(path)) from None
     with _write_lock(path):
         rows = _read_rows(path) if path.exists() else np.zeros(0, DTYPE)
         if source and source_created:
@@ -135,6 +141,13 @@ def _now() -> str:
 def _write_lock(path: Path) -> Iterator[None]:
     """Exclusive lock on `<path>.lock` (POSIX record lock: works on NFS and Lustre with
     locking enabled), waiting with backoff; DataError after LOCK_TIMEOUT."""
+    with _THREAD_LOCK:
+        with _process_lock(path):
+            yield
+
+
+@contextlib.contextmanager
+def _process_lock(path: Path) -> Iterator[None]:
     lock_path = path.with_name(path.name + ".lock")
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)

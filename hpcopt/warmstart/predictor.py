@@ -84,7 +84,7 @@ class ParamAxes:
 class EnsemblePredictor:
     """Random forest + gradient boosting on standardised conditions (see module docstring)."""
 
-    def __init__(self, *, n_trees: int = 100, n_boost: int = 100, trend: str = "linear",
+    def __init__(self, *, n_trees: int = 100, n_boost: int = 50, trend: str = "linear",
                  seed: int = 0):
         if trend not in ("linear", "none"):
             raise ValueError(f"trend must be 'linear' or 'none', got {trend!r}")
@@ -161,7 +161,7 @@ class Prediction:
 def predict(history: History, conditions: Mapping[str, Any], specs: Sequence, *,
             base: np.ndarray | None = None, min_history: int = 5,
             confidence_threshold: float = 0.25, range_margin: float = 0.1,
-            n_trees: int = 100, n_boost: int = 100, trend: str = "linear",
+            n_trees: int = 100, n_boost: int = 50, trend: str = "linear",
             seed: int = 0) -> Prediction:
     """Predict the best parameters for `conditions` from `history` (see module docstring).
 

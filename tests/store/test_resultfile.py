@@ -107,3 +107,14 @@ def test_unwritable_output_directory(tmp_path):
                 check_new_output(d / "r.h5", force=False)
     finally:
         d.chmod(0o700)
+
+
+def test_full_disk_is_refused_before_any_work(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 << 20, 10 << 20, 100 << 10))
+    with pytest.raises(ResultFileError, match=r"needs about 5\.\d MiB but .* 0\.1 MiB free"):
+        check_new_output(tmp_path / "r.h5", force=False, needed_bytes=4 << 20)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(1 << 40, 0, 1 << 40))
+    check_new_output(tmp_path / "r.h5", force=False, needed_bytes=4 << 20)
