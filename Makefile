@@ -4,6 +4,7 @@
 #   make install      .venv with MPICH (PyPI wheel: mpiexec + libmpi), mpi4py, h5py and the rest
 #   make install-mpio .venv-mpio with Debian's MPICH + parallel HDF5, mpi4py and h5py built from source
 #   make test-mpio    the store and MPI tests again with the parallel-HDF5 h5py
+#   make test-nojit   the kernel, model, fitting and tempering tests with NUMBA_DISABLE_JIT=1
 #   make bench        benchmarks; figures to bench/results.json
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -13,7 +14,7 @@ STAMP := $(VENV)/.hpcopt-installed
 MPIO_STAMP := $(MPIO_VENV)/.hpcopt-installed
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: install install-mpio demo test test-mpio bench clean
+.PHONY: install install-mpio demo test test-mpio test-nojit bench clean
 
 install: $(STAMP)
 
@@ -57,6 +58,11 @@ test: $(STAMP)
 test-mpio: $(STAMP) $(MPIO_STAMP)
 	HPCOPT_SERIAL_PYTHON=$(abspath $(VENV))/bin/python \
 	    $(MPIO_VENV)/bin/python -m pytest -ra -m "mpio or mpi" tests/store tests/mpi
+
+# the compiled kernels' Python source runs too (coverage of what numba compiles)
+test-nojit: $(STAMP)
+	NUMBA_DISABLE_JIT=1 $(VENV)/bin/python -m pytest -ra -q tests/kernels tests/models \
+	    tests/sweep tests/temper
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench
