@@ -13,7 +13,7 @@ evaluators) inherit the environment.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import ConfigError
 from .tomlread import Table
@@ -24,7 +24,8 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
 
 @dataclass(frozen=True)
 class Resources:
-    threads: int | None = None          # CPU threads per worker rank (None: leave as is)
+    threads: int | None = None          # CPU threads per worker rank (None: default_threads()
+                                        # with several ranks, untouched alone)
     gpus: int = 0                       # GPUs per worker rank
     gpus_per_node: int | None = None    # when CUDA_VISIBLE_DEVICES is not set by the job
     share_gpus: bool = False            # allow more ranks than GPUs (round robin)
@@ -93,13 +94,24 @@ def _limit_loaded_pools(threads: int) -> None:
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
-def apply_on_workers(world, res: Resources) -> dict:
-    """Every rank: find its node-local worker index and apply(); the coordinator of a
-    multi-rank job evaluates nothing and keeps its environment."""
+def default_threads(env: dict | None = None) -> int:
+    """Threads per rank when [resources] threads is not given, in a multi-rank job: what
+    SLURM allocated per task, else 1.  MPI ranks are the parallelism; BLAS pools of
+    several threads in every rank oversubscribe the cores (measured: small least-squares
+    fits 20x slower with the default OpenBLAS pool on a busy 2-core node)."""
+    env = os.environ if env is None else env
+    return int(env.get("SLURM_CPUS_PER_TASK") or 1)
+
+
+def apply_on_workers(world, res: Resources, *, rank0_evaluates: bool = False) -> dict:
+    """Every rank: find its node-local worker index and apply().  The coordinator of a
+    task farm evaluates nothing and keeps its environment (tempering: every rank works)."""
     if world.size == 1:
         return apply(res, local_worker=0)
+    if res.threads is None:
+        res = replace(res, threads=default_threads())
     from mpi4py import MPI
-    evaluates = world.rank != 0
+    evaluates = rank0_evaluates or world.rank != 0
     node = world.comm.Split_type(MPI.COMM_TYPE_SHARED)
     try:
         flags = node.allgather(evaluates)

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..mpi.collective import MpiCollective
 from ..mpi.runtime import World, get_world, stop_requested, stop_signal_name
 from ..progress import Progress
+from ..resources import Resources, apply_on_workers
 from ..store import schema
 from ..store.resultfile import ResultStore, TableSpec, check_existing, check_new_output
 from .campaign import TemperCampaign
@@ -166,6 +167,7 @@ def load_checkpoint(store: ResultStore) -> dict | None:
 
 def run_temper(world: World, plan: TemperPlan, *, resume: bool, quiet: bool = False) -> dict:
     cfg = plan.temper
+    apply_on_workers(world, Resources(), rank0_evaluates=True)   # one BLAS thread per rank
     problem = world.node_first(lambda: _warmed_up(make_problem(cfg.problem, plan.file.source)))
     owned = replicas_of_rank(cfg.n_replicas, world.size, world.rank)
     collective = MpiCollective(world, cfg.n_replicas)
