@@ -17,6 +17,7 @@ REPLICA = 1
 EXCHANGE = 2
 TRIAL = 3
 DESIGN = 4
+PBT = 5
 
 
 def seed_sequence(seed: int, domain: int, index: int) -> np.random.SeedSequence:

@@ -36,6 +36,7 @@ RUNS = {
     "hpo-design.toml": ("hpo", 3),
     "hpo-sklearn.toml": ("hpo", 2),
     "hpo-command.toml": ("hpo", 2),
+    "hpo-pbt.toml": ("hpo", 3),
 }
 
 

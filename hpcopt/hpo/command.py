@@ -22,6 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..errors import ConfigError
 from ..config import (ConfigFile, OutputConfig, RunConfig, check_tables, config_hash,
                       open_config, parse_output, parse_run)
 from ..farm import FarmOptions, Outcome, Task, run_dynamic
@@ -78,7 +79,14 @@ def prepare(config: Path, output: str | None, resume: bool, force: bool) -> HpoP
         parse_slurm_config(root, cf.source)
     resources = parse_resources(root, cf.source) if "resources" in root else Resources()
     root.finish()
-    if hpo.objective.function is not None:
+    if hpo.hpo.scheduler == "pbt":
+        from .pbt_runner import load_pbt_objective
+        load_pbt_objective(hpo)                  # wrong signature or import: exit 2
+        if "SLURM_ARRAY_TASK_ID" in os.environ:
+            raise ConfigError("scheduler = \"pbt\" keeps one population in one result file: "
+                              "run it as one job (--template single or mpirun), not an array",
+                              key="hpo.scheduler", source=cf.source)
+    elif hpo.objective.function is not None:
         from .objective import load_objective
         load_objective(hpo)                      # import errors are config errors (exit 2)
     default_journal = str(out_config.path.with_name(out_config.path.name + ".journal"))
@@ -98,17 +106,25 @@ def trial_root(output: Path) -> Path:
     return output.parent / f"{output.stem}_trials"
 
 
-def sandbox_evaluator(spec: dict) -> HpoEvaluator:
+def sandbox_evaluator(spec: dict):
     """The evaluator inside an isolated child process (hpcopt.sandbox)."""
     root, cf = open_config(spec["config"])
     out = parse_output(root, cf, cf.path.stem + ".h5")
     hpo = parse_hpo_config(root, cf.source, cf.base_dir, output_path=out.path)
+    if hpo.hpo.scheduler == "pbt":
+        from .pbt_campaign import PbtEvaluator
+        return PbtEvaluator(hpo, spec["worker"])
     return HpoEvaluator(hpo, Path(spec["output"]), spec["worker"])
 
 
 def make_evaluator(plan: HpoPlan, world: World):
+    """This rank's trial evaluator: in process, or in a child process (isolation) that
+    rebuilds it through sandbox_evaluator()."""
     worker = f"rank {world.rank} on {world.host}"
     if plan.run.isolation != "process":
+        if plan.hpo.hpo.scheduler == "pbt":
+            from .pbt_campaign import PbtEvaluator
+            return PbtEvaluator(plan.hpo, worker)
         return HpoEvaluator(plan.hpo, plan.output.path, worker)
     from ..sandbox import SandboxEvaluator
     limit = plan.hpo.hpo.trial_timeout
@@ -219,6 +235,9 @@ class HpoSource:
 
 
 def run_hpo(world: World, plan: HpoPlan, *, resume: bool, quiet: bool = False) -> dict:
+    if plan.hpo.hpo.scheduler == "pbt":
+        from .pbt_campaign import run_pbt
+        return run_pbt(world, plan, resume=resume, quiet=quiet)
     settings = plan.hpo.hpo
     store = ResultStore(world, plan.output.path, parallel=False)
     dtype = table_dtype(plan.hpo)

@@ -13,9 +13,10 @@ Decision after member m finishes a segment at step e with score s (:meth:`PbtPol
   with more training); with n members ranked, the top and bottom
   k = min(ceil(n * quantile_fraction), n // 2);
 * exploit + explore, when m is in the bottom k: a random top-k member d that is still
-  training is the donor; m restores d's latest checkpoint (its step jumps to d's, never
-  back) with d's hyperparameters explored (pbt_explore.py: perturbed by a factor or
-  resampled);
+  training is the donor; m restores d's latest checkpoint (m's step becomes d's: ahead,
+  or back when d is behind, so the population may run a few more than
+  population * max_steps steps) with d's hyperparameters explored (pbt_explore.py:
+  perturbed by a factor or resampled);
 * otherwise m continues from its own checkpoint with the same hyperparameters.
 
 Randomness: one stream per (seed, member) for the initial values and one per
@@ -35,161 +36,32 @@ import re
 import shutil
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
-import h5py
 import numpy as np
 
+from .. import seeding
 from ..errors import DataError
 from ..store import schema
 from .pbt_config import PbtSettings
 from .pbt_explore import explore, sample_params
+from .pbt_lineage import (PBT_FIELDS, SegmentOutcome, SegmentRecord, SegmentSpec,
+                          lineage_dtype, lineage_rows)
 from .space import SearchSpace
 
+__all__ = ["PbtPolicy", "pbt_stream", "PBT_DOMAIN", "SegmentSpec", "SegmentOutcome",
+           "SegmentRecord", "PBT_FIELDS", "lineage_dtype", "lineage_rows"]
+
 #: seeding domain of PBT streams (seeding.py numbers the other domains 0..4)
-PBT_DOMAIN = 5
+PBT_DOMAIN = seeding.PBT
 _INIT, _DECIDE, _OBJECTIVE = 0, 1, 2
-SEGMENT_STATES = ("complete", "failed")
-PARAM_COLUMN_PREFIX = "p_"
 
 
 def pbt_stream(seed: int, purpose: int, member: int, segment: int = 0) -> np.random.SeedSequence:
     """The random stream of one (member, segment) decision, independent of ranks and timing."""
     return np.random.SeedSequence(int(seed), spawn_key=(PBT_DOMAIN, purpose, member, segment))
-
-
-# -- what crosses the coordinator/worker boundary ---------------------------------------------
-
-@dataclass(frozen=True)
-class SegmentSpec:
-    """One segment to run: the task payload (``to_dict`` is JSON-clean)."""
-
-    task_id: int                  # unique segment number (the lineage table's task_id)
-    member: int
-    segment: int                  # the member's own segment counter (0, 1, ...)
-    params: dict[str, Any]
-    start_step: int               # steps already in the restored state (0: fresh start)
-    end_step: int                 # run steps start_step + 1 .. end_step
-    checkpoint_dir: str           # save the state here (created empty by the runner)
-    restore_from: str | None      # resume from this checkpoint (read only); None: fresh start
-    seed: int = 0                 # for the objective's own randomness
-    parent_member: int = -1       # exploit: the member whose checkpoint is restored, else -1
-    parent_segment: int = -1      # segment of the restored checkpoint (-1: fresh start)
-    parent_task: int = -1         # task_id of the restored checkpoint (-1: fresh start)
-    perturbation: dict[str, str] = field(default_factory=dict)   # explore: what changed
-    timeout: float | None = None  # wall seconds for the segment
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SegmentSpec":
-        return cls(**d)
-
-
-@dataclass(frozen=True)
-class SegmentOutcome:
-    """What the worker sends back (``to_dict`` is JSON-clean)."""
-
-    task_id: int
-    state: str                    # "complete" | "failed"
-    score: float | None = None    # the returned value, else the last reported one
-    last_step: int = -1           # last reported step (-1: none)
-    error: str | None = None
-    started: float = math.nan     # unix time
-    duration: float = math.nan    # seconds
-    worker: str = ""
-    info: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.state not in SEGMENT_STATES:
-            raise ValueError(f"state must be one of {SEGMENT_STATES}, got {self.state!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SegmentOutcome":
-        return cls(**d)
-
-
-@dataclass(frozen=True)
-class SegmentRecord:
-    """A finished segment as stored: one lineage row (see :func:`lineage_dtype`)."""
-
-    spec: SegmentSpec
-    outcome: SegmentOutcome
-    checkpoint: str = ""          # checkpoint path relative to the checkpoint root ("" failed)
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome.state == "complete"
-
-
-# -- the lineage table ----------------------------------------------------------------------
-
-_STR = h5py.string_dtype()
-#: (name, dtype, meaning); task_id first (DESIGN.md), then what report/summary.py reads
-LINEAGE_FIELDS: tuple[tuple[str, Any, str], ...] = (
-    ("task_id", "<i8", "unique segment number"),
-    ("status", schema.status_dtype, "ok | failed"),
-    ("objective", "<f8", "score of the segment (returned or last reported value); NaN failed"),
-    ("params_json", _STR, "hyperparameters of the segment as a JSON object"),
-    ("member", "<i4", "population member"),
-    ("segment", "<i4", "the member's segment counter"),
-    ("start_step", "<i8", "steps in the restored state"),
-    ("end_step", "<i8", "steps after the segment"),
-    ("parent_member", "<i4", "exploit: member whose checkpoint was restored; -1 otherwise"),
-    ("parent_segment", "<i4", "segment of the restored checkpoint; -1 for a fresh start"),
-    ("parent_task", "<i8", "task_id of the restored checkpoint; -1 for a fresh start"),
-    ("perturbation_json", _STR, "explore: what happened to each hyperparameter (JSON)"),
-    ("checkpoint", _STR, "checkpoint written, relative to the checkpoint root"),
-    ("rank", "<i4", "MPI rank that ran the segment (-1 unknown)"),
-    ("worker", _STR, "rank and host"),
-    ("t_start", "<f8", "unix time the segment started"),
-    ("wall", "<f8", "wall seconds of the segment"),
-    ("message", f"S{schema.MESSAGE_LEN}", "error of a failed segment"),
-    ("info_json", _STR, "extra JSON the objective returned"),
-)
-
-
-def lineage_dtype(space: SearchSpace) -> np.dtype:
-    """The lineage table: :data:`LINEAGE_FIELDS`, then ``p_<name>`` (float, NaN when
-    inactive) for every numeric hyperparameter."""
-    fields = [(name, dt) for name, dt, _ in LINEAGE_FIELDS]
-    fields += [(PARAM_COLUMN_PREFIX + p.name, "<f8") for p in space.params if p.is_numeric]
-    return np.dtype(fields)
-
-
-def lineage_rows(records: Iterable[SegmentRecord], space: SearchSpace,
-                 ranks: dict[int, int] | None = None) -> np.ndarray:
-    """Lineage rows for `records` (`ranks`: task_id -> rank, which only the farm knows)."""
-    records = list(records)
-    dtype = lineage_dtype(space)
-    rows = schema.empty_rows(dtype, [r.spec.task_id for r in records])
-    for i, rec in enumerate(records):
-        s, o = rec.spec, rec.outcome
-        row = rows[i]
-        row["status"] = schema.OK if rec.ok else schema.FAILED
-        row["objective"] = o.score if rec.ok and o.score is not None else math.nan
-        row["params_json"] = json.dumps(s.params)
-        for name in ("member", "segment", "start_step", "end_step", "parent_member",
-                     "parent_segment", "parent_task"):
-            row[name] = getattr(s, name)
-        row["perturbation_json"] = json.dumps(s.perturbation)
-        row["checkpoint"] = rec.checkpoint
-        row["rank"] = (ranks or {}).get(s.task_id, -1)
-        row["worker"] = o.worker
-        row["t_start"] = o.started
-        row["wall"] = o.duration
-        row["message"] = schema.encode_message(o.error or "")
-        row["info_json"] = json.dumps(o.info, default=str) if o.info else ""
-        for p in space.params:
-            if p.is_numeric and p.name in s.params:
-                row[PARAM_COLUMN_PREFIX + p.name] = float(s.params[p.name])
-    return rows
 
 
 # -- the policy ------------------------------------------------------------------------------
@@ -214,6 +86,7 @@ class _Member:
     latest_params: dict | None = None
     scores: dict[int, float] = field(default_factory=dict)   # end step -> score
     failures: int = 0                     # consecutive failed segments
+    first_task: int = -1                  # task_id of the first attempt of the next segment
     state: str = "ready"                  # ready | running | done | stopped
 
 
@@ -230,6 +103,8 @@ class PbtPolicy:
         self.settings, self.space, self.root = settings, space, Path(root)
         self.seed, self.direction, self.max_retries = int(seed), direction, max_retries
         self.timeout, self.max_concurrent, self.cleanup = timeout, max_concurrent, cleanup
+        self.defer_deletes = False     # see release_checkpoints()
+        self._doomed: list[Path] = []
         self.deadline = None if time_budget is None else time.monotonic() + time_budget
         self.members = [_Member(m, sample_params(space, np.random.default_rng(
             pbt_stream(self.seed, _INIT, m)))) for m in range(settings.population)]
@@ -242,15 +117,19 @@ class PbtPolicy:
 
     @classmethod
     def from_config(cls, config, *, seed: int, output_path: str | Path,
-                    cleanup: bool = True) -> "PbtPolicy":
-        """The policy of an :class:`HpoConfig` with ``scheduler = "pbt"``."""
+                    rows: np.ndarray | None = None, cleanup: bool = True) -> "PbtPolicy":
+        """The policy of an :class:`HpoConfig` with ``scheduler = "pbt"``: a new one, or with
+        `rows` (the lineage table read back) the resumed one (:meth:`from_rows`)."""
         hpo = config.hpo
         if hpo.pbt is None:
             raise ValueError("the config's [hpo] scheduler is not 'pbt'")
-        return cls(hpo.pbt, config.space, root=hpo.pbt.checkpoint_root(output_path), seed=seed,
-                   direction=hpo.direction, max_retries=hpo.max_retries,
-                   timeout=hpo.trial_timeout, max_concurrent=hpo.max_concurrent,
-                   time_budget=hpo.time_budget, cleanup=cleanup)
+        kwargs = dict(root=hpo.pbt.checkpoint_root(output_path), seed=seed,
+                      direction=hpo.direction, max_retries=hpo.max_retries,
+                      timeout=hpo.trial_timeout, max_concurrent=hpo.max_concurrent,
+                      time_budget=hpo.time_budget, cleanup=cleanup)
+        if rows is not None:
+            return cls.from_rows(rows, hpo.pbt, config.space, **kwargs)
+        return cls(hpo.pbt, config.space, **kwargs)
 
     # -- paths ----------------------------------------------------------------------------
     def checkpoint_path(self, member: int, segment: int) -> Path:
@@ -279,6 +158,8 @@ class PbtPolicy:
         m.next_segment += 1
         m.state = "running"
         r = m.restore
+        if m.failures == 0:
+            m.first_task = self.next_task_id
         spec = SegmentSpec(
             task_id=self.next_task_id, member=m.id, segment=k, params=m.params,
             start_step=m.step,
@@ -289,7 +170,8 @@ class PbtPolicy:
             parent_member=m.parent_member,
             parent_segment=-1 if r is None else r.segment,
             parent_task=-1 if r is None else r.task_id,
-            perturbation=dict(m.perturbation), timeout=self.timeout)
+            perturbation=dict(m.perturbation), timeout=self.timeout,
+            attempt=m.failures, retry_of=m.first_task if m.failures else -1)
         self.next_task_id += 1
         self.running[spec.task_id] = spec
         return spec
@@ -311,17 +193,19 @@ class PbtPolicy:
             outcome = SegmentOutcome(outcome.task_id, "failed", None, outcome.last_step,
                                      "segment finished without a finite score", outcome.started,
                                      outcome.duration, outcome.worker, outcome.info)
-        record = SegmentRecord(spec, outcome, self._relative(m.id, spec.segment) if ok else "")
         if ok:
+            record = SegmentRecord(spec, outcome, self._relative(m.id, spec.segment))
             self._completed(m, spec, float(outcome.score))
         else:
             self._delete(Path(spec.checkpoint_dir))
             m.failures += 1
-            if m.failures > self.max_retries:
-                m.state = "stopped"
-            else:   # re-run as it was: params, restore point and step are unchanged
+            retry = m.failures <= self.max_retries
+            record = SegmentRecord(spec, outcome, "", retried=retry)
+            if retry:   # re-run as it was: params, restore point and step are unchanged
                 m.state = "ready"
                 self.ready.append(m.id)
+            else:
+                m.state = "stopped"
         self._clean()
         return [record]
 
@@ -388,8 +272,18 @@ class PbtPolicy:
 
     def _clean(self) -> None:
         for key in sorted(self.existing - self.referenced()):
-            self._delete(self.checkpoint_path(*key))
             self.existing.discard(key)
+            if self.defer_deletes:
+                self._doomed.append(self.checkpoint_path(*key))
+            else:
+                self._delete(self.checkpoint_path(*key))
+
+    def release_checkpoints(self) -> None:
+        """Delete checkpoints no longer referenced.  A campaign defers this until the rows
+        that supersede them are flushed to the result file: a kill in between must still
+        find the checkpoint of every member's last recorded segment."""
+        while self._doomed:
+            self._delete(self._doomed.pop())
 
     def _delete(self, path: Path) -> None:
         if self.cleanup:
@@ -445,7 +339,7 @@ class PbtPolicy:
                                         f"{m.latest.segment}) is missing: cannot resume",
                                         path=str(path))
         policy.next_task_id = int(rows["task_id"].max()) + 1 if len(rows) else 0
-        policy._clean_stray()
+        policy.remove_stray_checkpoints()
         return policy
 
     def _replay(self, row: np.void) -> None:
@@ -462,8 +356,9 @@ class PbtPolicy:
         self.existing.add((m.id, seg))
         self._track_best(task_id, params, score)
 
-    def _clean_stray(self) -> None:
-        """Delete checkpoints no member needs, including partial ones of lost segments."""
+    def remove_stray_checkpoints(self) -> None:
+        """Delete every ``member_<m>/seg_<k>`` folder under the root that no member needs:
+        partial ones of lost segments (resume), or an earlier campaign's (fresh start)."""
         keep = self.referenced()
         self.existing &= keep
         if not self.cleanup or not self.root.is_dir():

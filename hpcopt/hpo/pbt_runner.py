@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..imports import load_callable
 from .objective import Reporter, TrialTimeout, _time_limit, format_error, parse_result
-from .pbt import SegmentOutcome, SegmentSpec
+from .pbt_lineage import SegmentOutcome, SegmentSpec
 from .trials import ReportFn
 
 #: the file ctx.save()/ctx.load() use inside a checkpoint folder
@@ -53,6 +53,7 @@ class PbtContext:
     restore_from: Path | None     # restore from here (read only); None: fresh start
     seed: int                     # for the objective's own random numbers
     _reporter: Reporter = field(repr=False, default_factory=lambda: Reporter(None))
+    reports: list = field(repr=False, default_factory=list)   # [step, value] pairs so far
 
     @property
     def steps(self) -> range:
@@ -61,7 +62,9 @@ class PbtContext:
 
     def report(self, step: int, value: float) -> bool:
         """An intermediate value (the last one is the score if the objective returns None)."""
-        return self._reporter(step, value)
+        stop = self._reporter(step, value)
+        self.reports.append([int(step), float(value)])
+        return stop
 
     def save(self, **arrays: Any) -> Path:
         """Write arrays to ``checkpoint_dir/state.npz`` (no pickle); returns the file."""
@@ -108,6 +111,7 @@ def run_segment(func: Callable, payload: dict | SegmentSpec, report: ReportFn | 
     reporter = Reporter(report)
     started, t0 = time.time(), time.perf_counter()
     state, score, error, info = "failed", None, None, {}
+    ctx = None
     try:
         ckpt = Path(spec.checkpoint_dir)
         if ckpt.exists():   # left over by a killed run of the same segment
@@ -134,7 +138,8 @@ def run_segment(func: Callable, payload: dict | SegmentSpec, report: ReportFn | 
         score = None
     return SegmentOutcome(spec.task_id, state, score,
                           reporter.last[0] if reporter.last else -1, error, started,
-                          time.perf_counter() - t0, worker, info).to_dict()
+                          time.perf_counter() - t0, worker, info,
+                          ctx.reports if ctx is not None else []).to_dict()
 
 
 def make_pbt_runner(config) -> PbtRunner:

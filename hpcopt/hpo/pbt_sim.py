@@ -13,7 +13,8 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .pbt import PbtPolicy, SegmentRecord, SegmentSpec
+from .pbt import PbtPolicy
+from .pbt_lineage import SegmentRecord, SegmentSpec
 
 
 @dataclass
@@ -21,13 +22,12 @@ class SimResult:
     records: list[SegmentRecord] = field(default_factory=list)
     makespan: float = 0.0            # virtual time when the last segment finished
     busy: float = 0.0                # summed virtual time workers spent on segments
+    n_workers: int = 1
 
     @property
     def utilization(self) -> float:
-        """busy / (workers * makespan), filled in by :func:`simulate`."""
-        return self._utilization
-
-    _utilization: float = 0.0
+        """Fraction of worker time spent on segments."""
+        return self.busy / (self.n_workers * self.makespan) if self.makespan > 0 else 0.0
 
 
 def simulate(policy: PbtPolicy, runner: Callable[[dict], dict], *, n_workers: int = 1,
@@ -39,7 +39,7 @@ def simulate(policy: PbtPolicy, runner: Callable[[dict], dict], *, n_workers: in
     gives the virtual duration of a segment (default: its number of steps).
     """
     cost = cost or (lambda s: float(s.end_step - s.start_step))
-    result = SimResult()
+    result = SimResult(n_workers=n_workers)
     now, free = 0.0, n_workers
     events: list[tuple[float, int, dict]] = []
     while True:
@@ -57,5 +57,4 @@ def simulate(policy: PbtPolicy, runner: Callable[[dict], dict], *, n_workers: in
         free += 1
         result.records += policy.tell_result(outcome)
     result.makespan = now
-    result._utilization = result.busy / (n_workers * now) if now > 0 else 0.0
     return result

@@ -16,7 +16,9 @@ population cannot.
 
 Objective for ``[objective] function = "hpcopt.hpo.pbt_toy:annealing"`` with
 ``[space] lr = { type = "loguniform", low = 1e-3, high = 1.5 }``; the checkpoint is a
-small .npz holding ``m`` and the step.
+small .npz holding ``m`` and the step. :func:`compare_with_fixed` runs PBT on it against
+budget-matched fixed baselines; ``python -m hpcopt.hpo.pbt_toy OUT_DIR [N_SEEDS]`` prints
+that comparison and draws OUT_DIR/pbt_lineage.png (docs/pbt.md).
 """
 
 from __future__ import annotations
@@ -77,3 +79,82 @@ def best_fixed_loss(steps: int, n_grid: int = 400) -> tuple[float, float]:
     losses = 0.5 * m @ CURVATURES
     i = int(np.argmin(losses))
     return float(grid[i]), float(losses[i])
+
+
+# -- PBT against fixed learning rates (tests and the docs figure) ----------------------------
+
+def toy_space():
+    """The search space of the toy: ``lr`` log-uniform on LR_RANGE."""
+    from .space import Param, SearchSpace
+    return SearchSpace((Param("lr", "loguniform", low=LR_RANGE[0], high=LR_RANGE[1], log=True),))
+
+
+def uneven_cost(spec) -> float:
+    """Virtual duration of a segment for :func:`pbt_sim.simulate`: its steps times 0.5..1.5,
+    fixed per task, so results arrive out of order as on a real cluster."""
+    u = np.random.default_rng([99, spec.task_id]).random()
+    return (spec.end_step - spec.start_step) * (0.5 + u)
+
+
+def compare_with_fixed(seed: int, root, *, population: int = 8, interval: int = 5,
+                       max_steps: int = 200, n_workers: int = 4, cleanup: bool = True) -> dict:
+    """Run PBT on :func:`annealing` (simulated farm, checkpoints under `root`) and score the
+    fixed-hyperparameter baselines with at least the same budget.
+
+    Returns ``pbt`` (best final score), ``fixed_population`` (best final score of the same
+    initial learning rates kept fixed), ``best_fixed_lr`` (the best fixed lr on a fine
+    grid), ``steps`` (SGD steps PBT used in total; each fixed member gets
+    ceil(steps / population) >= max_steps), ``policy`` and ``records``.
+    """
+    import math
+
+    from .pbt import PbtPolicy
+    from .pbt_config import PbtSettings
+    from .pbt_runner import run_segment
+    from .pbt_sim import simulate
+
+    space = toy_space()
+    settings = PbtSettings(population=population, perturbation_interval=interval,
+                           max_steps=max_steps)
+    policy = PbtPolicy(settings, space, root=root, seed=seed, cleanup=cleanup)
+    initial = [m.params["lr"] for m in policy.members]
+    result = simulate(policy, lambda p: run_segment(annealing, p), n_workers=n_workers,
+                      cost=uneven_cost)
+    ok = [r for r in result.records if r.ok]
+    steps = sum(r.spec.end_step - r.spec.start_step for r in ok)
+    fixed_steps = max(math.ceil(steps / population), max_steps)
+    return {"pbt": min(r.outcome.score for r in ok if r.spec.end_step == max_steps),
+            "fixed_population": min(schedule_loss([lr] * fixed_steps) for lr in initial),
+            "best_fixed_lr": best_fixed_loss(fixed_steps)[1], "steps": steps,
+            "policy": policy, "records": result.records, "space": space}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hpcopt.hpo.pbt_toy OUT_DIR [N_SEEDS]``: the comparison table and the
+    lineage figure of seed 0 (OUT_DIR/pbt_lineage.png)."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from .pbt_lineage import lineage_rows
+    from .pbt_plot import plot_lineage
+
+    args = sys.argv[1:] if argv is None else argv
+    out = Path(args[0] if args else ".")
+    seeds = int(args[1]) if len(args) > 1 else 12
+    print("seed  pbt        fixed_pop  best_fixed_lr  pbt/fixed_pop  pbt/best_lr  steps")
+    for seed in range(seeds):
+        with tempfile.TemporaryDirectory() as root:
+            r = compare_with_fixed(seed, root)
+        print(f"{seed:4d}  {r['pbt']:.4g}  {r['fixed_population']:9.4g}  "
+              f"{r['best_fixed_lr']:13.4g}  {r['pbt'] / r['fixed_population']:13.2f}  "
+              f"{r['pbt'] / r['best_fixed_lr']:11.2f}  {r['steps']}")
+        if seed == 0:
+            rows = lineage_rows(r["records"], r["space"])
+            plot_lineage(rows, out / "pbt_lineage.png",
+                         title="PBT on the annealing toy (8 members, 4 workers, seed 0)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

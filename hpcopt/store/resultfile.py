@@ -232,6 +232,11 @@ class ResultStore:
         if self.file is not None and not self.parallel:
             self.file.flush()
 
+    def trim(self, table: str, n_rows: int) -> None:
+        """Cut a growable table to its first `n_rows` rows (serial writer, at the end)."""
+        if self.file is not None and self.file[table].shape[0] > n_rows:
+            self.file[table].resize((n_rows,))
+
     def write_array(self, name: str, value: np.ndarray) -> None:
         """Overwrite a dataset made by create(arrays=...) (same shape: no metadata change)."""
         if self.file is not None:

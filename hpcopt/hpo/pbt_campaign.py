@@ -1,0 +1,193 @@
+"""`hpcopt hpo` with ``[hpo] scheduler = "pbt"``: the PBT policy on the task farm.
+
+Segments are the farm's tasks: rank 0 asks :class:`PbtPolicy` for the next segment of any
+ready member whenever a worker is free and tells it each outcome as it arrives; the
+workers run :func:`run_segment`. The result file's main table ("trials") holds one
+lineage row per finished segment (:func:`lineage_dtype`), written by rank 0 in arrival
+order; checkpoints live in ``<output stem>_pbt/`` next to it. ``--resume`` rebuilds the
+policy from those rows and checkpoints (:meth:`PbtPolicy.from_rows`).
+
+The campaign wiring in command.py is one call: ``run_pbt(world, plan, resume=..., quiet=...)``
+when ``plan.hpo.hpo.scheduler == "pbt"``; the summary has the keys of ``run_hpo``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Callable
+
+import numpy as np
+
+from ..farm import FarmOptions, Outcome, Task, run_dynamic
+from ..mpi.runtime import World, stop_requested, stop_signal_name
+from ..progress import Progress
+from ..resources import apply_on_workers
+from ..store import schema
+from ..store.resultfile import ResultStore, TableSpec
+from .pbt import PbtPolicy
+from .pbt_lineage import SegmentOutcome, SegmentRecord, lineage_dtype, lineage_rows
+from .pbt_runner import make_pbt_runner
+
+TABLE = schema.MAIN_TABLE["hpo"]
+
+
+class PbtEvaluator:
+    """Worker side: run one segment; the outcome travels as JSON text."""
+
+    def __init__(self, config, worker: str = ""):
+        self.runner = make_pbt_runner(config)
+        self.worker = worker
+
+    def inputs(self, task: Task) -> dict:
+        return {}
+
+    def evaluate(self, task: Task, report) -> Outcome:
+        # no report: PBT takes no decision inside a segment (saves a round trip per step)
+        out = self.runner(task.payload, None, worker=self.worker)
+        status = schema.OK if out["state"] == "complete" else schema.FAILED
+        return Outcome(status, {"outcome": json.dumps(out)}, out["error"] or "")
+
+
+class PbtSource:
+    """Rank 0: segments become tasks, outcomes are told, records become lineage rows."""
+
+    FLUSH_SECONDS = 0.2
+
+    def __init__(self, policy: PbtPolicy, write_rows: Callable[[np.ndarray], None],
+                 progress: Progress | None = None):
+        self.policy, self.write_rows, self.progress = policy, write_rows, progress
+        policy.defer_deletes = True
+        self.pending: list[SegmentRecord] = []
+        self.ranks: dict[int, int] = {}
+        self.last_write = time.monotonic()
+        self.sign = -1.0 if policy.direction == "maximize" else 1.0
+
+    # -- TaskSource -------------------------------------------------------------------------
+    def next_task(self) -> Task | None:
+        spec = None if stop_requested() else self.policy.ask()
+        return None if spec is None else Task(spec.task_id, payload=spec.to_dict())
+
+    def exhausted(self) -> bool:
+        return stop_requested() or self.policy.done
+
+    def on_results(self, rows: np.ndarray) -> None:
+        for r in rows:
+            task_id = int(r["task_id"])
+            self.ranks[task_id] = int(r["rank"])
+            text = r["outcome"]
+            if isinstance(text, bytes):
+                text = text.decode("utf-8")
+            if text:
+                outcome = SegmentOutcome.from_dict(json.loads(text))
+            else:   # the farm caught an error outside the runner
+                outcome = SegmentOutcome(task_id, "failed", None, -1,
+                                         schema.decode_message(r["message"]) or "worker error",
+                                         float(r["t_start"]), float(r["wall"]),
+                                         f"rank {int(r['rank'])}")
+            self.add(self.policy.tell_result(outcome))
+
+    def on_report(self, task_id: int, step: int, value: float) -> bool:
+        return self.policy.report(task_id, step, value)
+
+    def tick(self) -> None:
+        if self.pending and time.monotonic() - self.last_write >= self.FLUSH_SECONDS:
+            self.write()
+
+    # -- rows ---------------------------------------------------------------------------------
+    def add(self, records: list[SegmentRecord]) -> None:
+        self.pending += records
+        if self.progress is not None:
+            for rec in records:
+                score = rec.outcome.score
+                self.progress.update(1, self.sign * score if rec.ok and score is not None
+                                     and math.isfinite(score) else None)
+        self.tick()
+
+    def write(self) -> None:
+        if self.pending:
+            rows = lineage_rows(self.pending, self.policy.space,
+                                {r.spec.task_id: self.ranks.pop(r.spec.task_id, -1)
+                                 for r in self.pending})
+            self.write_rows(rows)          # flushed: now superseded checkpoints may go
+            self.pending.clear()
+        self.policy.release_checkpoints()
+        self.last_write = time.monotonic()
+
+
+def table_attrs(policy: PbtPolicy) -> dict:
+    s = policy.settings
+    return {"direction": policy.direction, "scheduler": "pbt", "sampler": "pbt",
+            "pruner": "none", "population": s.population,
+            "perturbation_interval": s.perturbation_interval, "max_steps": s.max_steps,
+            "quantile_fraction": s.quantile_fraction,
+            "resample_probability": s.resample_probability,
+            "perturbation_factors": list(s.perturbation_factors),
+            "checkpoint_dir": str(policy.root)}
+
+
+def run_pbt(world: World, plan, *, resume: bool, quiet: bool = False) -> dict:
+    """Run (or resume) the PBT campaign of an HpoPlan on every rank; rank 0 returns the
+    summary (keys of ``run_hpo``'s), the other ranks an empty dict."""
+    config, t0 = plan.hpo, time.monotonic()
+    settings = config.hpo.pbt
+    store = ResultStore(world, plan.output.path, parallel=False)
+    source = None
+    if world.is_root:
+        next_row = 0
+        if resume:
+            store.resume(world_size=world.size)
+            rows = store.read_rows(TABLE)
+            rows = rows[rows["status"] != schema.PENDING]
+            next_row = len(rows)
+            policy = PbtPolicy.from_config(config, seed=plan.run.seed,
+                                           output_path=plan.output.path, rows=rows)
+        else:
+            policy = PbtPolicy.from_config(config, seed=plan.run.seed,
+                                           output_path=plan.output.path)
+            policy.remove_stray_checkpoints()     # an overwritten (--force) campaign's
+            capacity = settings.population * settings.segments_per_member
+            store.create(kind="hpo", config_text=plan.file.text, config_hash=plan.hash,
+                         seed=plan.run.seed,
+                         tables={TABLE: TableSpec(lineage_dtype(config.space), capacity,
+                                                  table_attrs(policy), growable=True)},
+                         attrs={"config_path": str(plan.file.path)})
+        policy.root.mkdir(parents=True, exist_ok=True)
+        total = settings.population * settings.segments_per_member
+        progress = Progress(max(total, next_row), label="pbt", quiet=quiet, done=next_row)
+        position = [next_row]
+
+        def write_rows(rows: np.ndarray) -> None:
+            store.write_rows(TABLE, rows, positions=np.arange(position[0], position[0] + len(rows)))
+            position[0] += len(rows)
+            store.flush()
+
+        source = PbtSource(policy, write_rows, progress)
+    from .command import TRANSPORT_DTYPE, make_evaluator   # command.py imports us lazily
+    apply_on_workers(world, plan.resources)
+    evaluator = make_evaluator(plan, world)
+    options = FarmOptions(chunk_size=1, max_retries=0, task_timeout=None, prefetch=False)
+    stats = run_dynamic(world, source=source, evaluator=evaluator, dtype=TRANSPORT_DTYPE,
+                        options=options)
+    if not world.is_root:
+        return {}
+    source.add(source.policy.close("stopped by a signal" if stats.interrupted else "done"))
+    source.write()
+    best = source.policy.best()
+    status = "interrupted" if stats.interrupted or not _finished(source.policy) else "complete"
+    if best is not None:
+        store.set_attrs("best", {"params": best[0], "objective": best[1]})
+    store.set_attrs("/", {"elapsed_last_run": time.monotonic() - t0})
+    store.trim(TABLE, position[0])   # segments are not known in advance: no pending tail
+    store.close(status)
+    source.progress.close()
+    return {"status": status, "path": str(plan.output.path), "best": best,
+            "n_rows": position[0], "elapsed": time.monotonic() - t0,
+            "signal": stop_signal_name(), "study": "pbt",
+            "storage": f"checkpoints:{source.policy.root}"}
+
+
+def _finished(policy: PbtPolicy) -> bool:
+    """Every member reached max_steps or stopped after failing (not cut by a time budget)."""
+    return all(m.state in ("done", "stopped") for m in policy.members)
