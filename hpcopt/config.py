@@ -127,6 +127,7 @@ class SweepConfig:
     effective: dict = field(default_factory=dict)   # what the config hash covers
     parameter_ranges: str | None = None               # the --parameter-ranges override, if any
     resources: Resources = Resources()
+    warmstart: object = None                          # hpcopt.warmstart.WarmStartConfig | None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -218,15 +219,19 @@ def parse_sweep_config(path: str | Path, *, parameter_ranges: str | None = None,
         from .slurm import parse_slurm_config
         parse_slurm_config(root, cf.source)
     resources = parse_resources(root, cf.source) if "resources" in root else Resources()
+    warmstart = None
     if "warmstart" in root:
-        root.raw("warmstart")  # validated by hpcopt.sweep.warmstart when it is used
+        from .warmstart import parse_warmstart
+        warmstart = parse_warmstart(root.table("warmstart"), cf.source, cf.base_dir)
     root.finish()
     effective = {"model": model, "data": str(data_path) if data_path else None,
                  "data_options": data_options, "objective": objective,
                  "params": [p.__dict__ for p in params], "search": [method, samples],
-                 "local": [local_method, max_nfev], "seed": run.seed}
+                 "local": [local_method, max_nfev], "seed": run.seed,
+                 "warmstart": warmstart.effective() if warmstart else None}
     cfg = SweepConfig(cf, params, method, samples, local_method, max_nfev, out, run, model,
-                      data_path, data_options, objective, effective, parameter_ranges, resources)
+                      data_path, data_options, objective, effective, parameter_ranges, resources,
+                      warmstart)
     if not cfg.free:
         raise root.error("every parameter is fixed: nothing to sweep", "parameters")
     if cfg.n_tasks > MAX_TASKS:

@@ -18,6 +18,7 @@ EXCHANGE = 2
 TRIAL = 3
 DESIGN = 4
 PBT = 5
+WARM = 6
 
 
 def seed_sequence(seed: int, domain: int, index: int) -> np.random.SeedSequence:

@@ -81,6 +81,35 @@ def build_design(cfg: SweepConfig, problem) -> StartDesign:
                        cfg.samples if cfg.search_method != "grid" else None, seed=cfg.run.seed)
 
 
+def warm_plan(cfg: SweepConfig, problem, design: StartDesign, store: ResultStore,
+              resume: bool) -> tuple[dict, np.ndarray | None]:
+    """Rank 0: the root attrs `conditions` (every model fit, for a later history) and
+    `warmstart`, and the warm start points (None without [warmstart])."""
+    from ..warmstart import fit_conditions, plan_warm_starts, stored_points
+    from ..warmstart.conditions import conditions_attr
+    ws = cfg.warmstart
+    if resume:
+        return {}, (stored_points(store.file, len(design.param_names)) if ws else None)
+    if cfg.model is None:
+        return {}, None
+    conditions = fit_conditions(ws.conditions if ws else None, cfg.model, cfg.data_path,
+                                cfg.data_options, problem=problem)
+    if ws is None:
+        return {"conditions": conditions_attr(conditions)}, None
+    plan = plan_warm_starts(ws, model=cfg.model, specs=design.specs, conditions=conditions,
+                            seed=cfg.run.seed)
+    log.info(plan.message())
+    return plan.attrs(), plan.points
+
+
+def with_warm_starts(cfg: SweepConfig, design: StartDesign, warm: np.ndarray | None):
+    """The design with the warm starts first (the same on every rank and in the sandbox)."""
+    if warm is None:
+        return design
+    from ..warmstart import WarmStartDesign
+    return WarmStartDesign(design, np.asarray(warm, dtype=float), cfg.warmstart.design_fraction)
+
+
 def reduced(chi2: float, problem, design: StartDesign) -> float:
     """chi2 per degree of freedom: points - free parameters - closed-form nuisance parameters."""
     dof = problem.n_points - design.dim - problem.n_nuisance
@@ -209,12 +238,16 @@ def run_sweep(world: World, cfg: SweepConfig, *, resume: bool, quiet: bool = Fal
     apply_on_workers(world, cfg.resources)
     problem = world.node_first(lambda: warmed_up(build_target(cfg), cfg))
     design = build_design(cfg, problem)
-    n_tasks = design.n_tasks
     dtype = schema.sweep_dtype(len(design.param_names))
     store = ResultStore(world, cfg.output.path)
     if resume:
         store.resume(world_size=world.size)
-    else:
+    # warm starts are planned once on rank 0 (new campaign) or read back (resume)
+    attrs, warm = world.bcast(warm_plan(cfg, problem, design, store, resume)
+                              if world.is_root else None)
+    design = with_warm_starts(cfg, design, warm)
+    n_tasks = design.n_tasks
+    if not resume:
         store.create(kind="sweep", config_text=cfg.file.text, config_hash=cfg.hash,
                      seed=cfg.run.seed,
                      tables={TABLE: TableSpec(dtype, n_tasks, {
@@ -222,7 +255,8 @@ def run_sweep(world: World, cfg: SweepConfig, *, resume: bool, quiet: bool = Fal
                          "lower": design.lower.tolist(), "upper": design.upper.tolist(),
                          "model": cfg.model or "", "objective_function": cfg.objective or "",
                          "search": cfg.search_method, "local": cfg.local_method})},
-                     attrs={"config_path": str(cfg.file.path)})
+                     attrs={"config_path": str(cfg.file.path), **attrs},
+                     arrays={} if warm is None else {"warm_starts": warm})
     status_col = store.read_column(TABLE, "status")
     done = world.bcast(status_col != schema.PENDING if world.is_root else None)
     pending = np.flatnonzero(~done)
@@ -233,7 +267,7 @@ def run_sweep(world: World, cfg: SweepConfig, *, resume: bool, quiet: bool = Fal
     # an isolated task is timed by its sandbox (which can kill it), not by SIGALRM
     options = FarmOptions(chunk_size=chunk, max_retries=cfg.run.max_retries,
                           task_timeout=None if isolated else cfg.run.task_timeout)
-    evaluator = _make_evaluator(cfg, problem, design)
+    evaluator = _make_evaluator(cfg, problem, design, warm)
     progress = Progress(n_tasks, label="sweep", quiet=quiet or not world.is_root,
                         done=int(done.sum()))
     t0 = time.monotonic()
@@ -262,16 +296,20 @@ def run_sweep(world: World, cfg: SweepConfig, *, resume: bool, quiet: bool = Fal
     status = "interrupted" if interrupted or summary["n_pending"] else "complete"
     store.set_attrs("/", {"elapsed_last_run": elapsed})
     store.close(status)
+    if world.is_root and cfg.warmstart is not None and status == "complete":
+        from ..warmstart import record_result
+        record_result(cfg.warmstart, cfg.output.path)
     summary.update(status=status, path=str(cfg.output.path), elapsed=elapsed,
                    signal=stop_signal_name())
     return summary if world.is_root else {}
 
 
-def _make_evaluator(cfg: SweepConfig, problem, design: StartDesign):
+def _make_evaluator(cfg: SweepConfig, problem, design: StartDesign, warm):
     if cfg.run.isolation == "process":
         from ..sandbox import SandboxEvaluator
         spec = {"kind": "sweep", "config": str(cfg.file.path.resolve()),
-                "parameter_ranges": cfg.parameter_ranges}
+                "parameter_ranges": cfg.parameter_ranges,
+                "warm_starts": None if warm is None else np.asarray(warm).tolist()}
         return SandboxEvaluator(spec, inputs=lambda task: {"x0": design.point(task.task_id)},
                                 timeout=cfg.run.task_timeout)
     return SweepEvaluator(cfg, problem, design)
@@ -281,7 +319,8 @@ def sandbox_evaluator(spec: dict) -> SweepEvaluator:
     """The evaluator inside an isolated child process (hpcopt.sandbox), rebuilt from the config."""
     cfg = parse_sweep_config(spec["config"], parameter_ranges=spec.get("parameter_ranges"))
     problem = build_target(cfg)
-    return SweepEvaluator(cfg, problem, build_design(cfg, problem))
+    design = with_warm_starts(cfg, build_design(cfg, problem), spec.get("warm_starts"))
+    return SweepEvaluator(cfg, problem, design)
 
 
 def summarize(store: ResultStore, problem, design: StartDesign) -> dict:

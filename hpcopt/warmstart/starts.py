@@ -21,10 +21,12 @@ from typing import Sequence
 
 import numpy as np
 
+from .. import seeding
+
 from .predictor import ParamAxes, Prediction
 
 #: SeedSequence spawn-key domain of warm-start sampling (hpcopt.seeding uses 0..4)
-WARM_DOMAIN = 100
+WARM_DOMAIN = seeding.WARM
 #: smallest sampling width (fraction of a parameter's range): starts never coincide
 MIN_WIDTH = 0.01
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0

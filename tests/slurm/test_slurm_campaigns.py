@@ -8,7 +8,6 @@ result files alone.
 from __future__ import annotations
 
 import shlex
-import time
 
 import h5py
 import numpy as np
