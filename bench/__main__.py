@@ -18,13 +18,12 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(BENCH), os.environ.get("PYTHONPA
 
 SUITES = {"farm": "bench_farm", "kernels": "bench_kernels", "temper": "bench_temper",
           "temper_mpi": "bench_temper_mpi", "hpo": "bench_hpo", "fit": "bench_fit",
-          "warmstart": "bench_warmstart"}
+          "warmstart": "bench_warmstart", "hpo_mpi": "bench_hpo_mpi", "load": "bench_load"}
 
 
 def main(argv: list[str]) -> int:
     names = argv or list(SUITES)
     results_path = BENCH / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
     for name in names:
         module_name = SUITES.get(name, name)
         try:
@@ -37,13 +36,25 @@ def main(argv: list[str]) -> int:
         t0 = time.monotonic()
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         figures = module.run()
-        results[name] = {"figures": figures, "seconds": round(time.monotonic() - t0, 1),
-                         "when": _dt.datetime.now().isoformat(timespec="seconds"),
-                         "machine": f"{platform.node()} {os.cpu_count()} CPUs"}
-        results_path.write_text(json.dumps(results, indent=2, default=float) + "\n")
+        save(results_path, name, {"figures": figures, "seconds": round(time.monotonic() - t0, 1),
+                                  "when": _dt.datetime.now().isoformat(timespec="seconds"),
+                                  "machine": f"{platform.node()} {os.cpu_count()} CPUs"})
         print_table(name, figures)
     print(f"bench: figures in {results_path}", file=sys.stderr)
     return 0
+
+
+def save(results_path: Path, name: str, entry: dict) -> None:
+    """Merge one suite's entry into results.json: re-read just before writing (other
+    suites may have finished meanwhile, in other processes) and replace atomically."""
+    try:
+        results = json.loads(results_path.read_text())
+    except (FileNotFoundError, ValueError):
+        results = {}
+    results[name] = entry
+    tmp = results_path.with_name(f".{results_path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    os.replace(tmp, results_path)
 
 
 def print_table(name: str, figures: dict) -> None:

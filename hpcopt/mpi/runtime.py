@@ -23,10 +23,27 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
-#: backoff bounds of every quiet wait (seconds): the first polls are fast so a
-#: reply that is already on its way costs little, idle ranks settle at ~2 ms sleeps
+#: backoff of every quiet wait (seconds): polls start fast, stay at BACKOFF_SHORT while a
+#: partner is probably about to answer (the first BACKOFF_PATIENCE seconds), then settle
+#: at BACKOFF_MAX for idle ranks.  Measured on 2 cores (bench temper_mpi): a 2 ms cap from
+#: the start cost 6.8 ms per collective round, a 0.2 ms one 0.8 ms, at ~0.06 ms of CPU.
 BACKOFF_MIN = 20e-6
+BACKOFF_SHORT = 2e-4
+BACKOFF_PATIENCE = 0.05
 BACKOFF_MAX = 2e-3
+
+
+class Backoff:
+    """Sleep lengths of one wait (see the constants above)."""
+
+    def __init__(self):
+        self.delay = BACKOFF_MIN
+        self.start = time.monotonic()
+
+    def sleep(self) -> None:
+        time.sleep(self.delay)
+        cap = BACKOFF_SHORT if time.monotonic() - self.start < BACKOFF_PATIENCE else BACKOFF_MAX
+        self.delay = min(self.delay * 2, cap)
 
 
 def _mpi():
@@ -103,14 +120,13 @@ class World:
 
 
 def wait_quietly(request) -> Any:
-    """Poll `request.test()` with exponential backoff sleeps; return the received object."""
-    delay = BACKOFF_MIN
+    """Poll `request.test()` with backoff sleeps; return the received object."""
+    backoff = Backoff()
     while True:
         done, msg = request.test()
         if done:
             return msg
-        time.sleep(delay)
-        delay = min(delay * 2, BACKOFF_MAX)
+        backoff.sleep()
 
 
 _WORLD: World | None = None
@@ -190,7 +206,7 @@ def recv_quietly(comm, source: int, tag: int, *, timeout: float | None = None):
     """
     MPI = _mpi()
     status = MPI.Status()
-    delay = BACKOFF_MIN
+    backoff = Backoff()
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         message = comm.improbe(source=source, tag=tag, status=status)
@@ -198,8 +214,7 @@ def recv_quietly(comm, source: int, tag: int, *, timeout: float | None = None):
             return message.recv(), status.Get_source(), status.Get_tag()
         if deadline is not None and time.monotonic() >= deadline:
             return None
-        time.sleep(delay)
-        delay = min(delay * 2, BACKOFF_MAX)
+        backoff.sleep()
 
 
 def poll(comm, source: int, tag: int):

@@ -220,7 +220,8 @@ def run_temper(world: World, plan: TemperPlan, *, resume: bool, quiet: bool = Fa
     store.set_attrs("best", {"params": best_params, "objective": summary.best_energy,
                              "replica": summary.best_replica, "round": summary.best_round})
     store.set_attrs("/", {"log_z_ratio": summary.log_z_ratio, "rounds_done": summary.rounds_done,
-                          "temperatures": summary.temperatures.tolist()})
+                          "temperatures": summary.temperatures.tolist(),
+                          "elapsed_last_run": time.monotonic() - t0})
     store.close(status)
     return {"status": status, "path": str(plan.output.path), "rounds": cfg.rounds,
             "rounds_done": summary.rounds_done, "best_energy": summary.best_energy,

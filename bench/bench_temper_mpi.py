@@ -1,0 +1,244 @@
+"""Parallel tempering under MPI (issue 5 figures; bench_temper.py has the in-process side).
+
+1. Exchange overhead per round against the step work, at 1 and 3 ranks, for a cheap
+   compiled energy (Ising L=16), a cheap Python energy (4-D Gaussian) and the 2 ms
+   energy of bench_temper.  Measured inside `hpcopt temper` itself: this file is also a
+   driver (``--driver DIR``) that runs the real CLI with `TemperCampaign` subclassed to
+   keep its per-phase timings, so every rank reports step ("advance") seconds and the
+   run loop's elapsed seconds (the temper result file has no timing attr).
+   step = the slowest rank's advance time per round (the critical path);
+   overhead = loop wall per round - step (Iallgatherv, exchange decisions, statistics,
+   recording and checkpoints).  Cross-check without the driver's numbers: the
+   subprocess wall time of R rounds minus that of a rounds=1 run, over R - 1.
+   Baseline for the 3-rank overhead: a bare Iallgather with hpcopt's quiet wait and a
+   blocking MPI Allgather, 300 rounds at 3 ranks (what the machine charges per collective).
+2. Speed-up of the 4-replica 2 ms campaign at 3 ranks over 1 rank (loop wall).
+3. The same campaign with the seed's multiprocessing.Pool design (bench_temper.pool_campaign,
+   pool start included): wall ratio Pool / hpcopt at 3 ranks, with Pool(3) (as many
+   processes stepping replicas as hpcopt's 3 ranks) and Pool(2) (3 processes in all),
+   and a check that the chains are identical.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+CAMPAIGN = {"replicas": 4, "rounds": 40, "interval": 10}     # the 2 ms campaign
+
+PROBLEMS = {   # name -> (config text without [output], rounds)
+    "ising_L16_R8_10sweeps": ("""
+        [temper]
+        replicas = 8
+        t_min = 1.5
+        t_max = 4.0
+        exchange_interval = 10
+        rounds = {rounds}
+        [problem]
+        name = "ising"
+        L = 16
+        [run]
+        seed = 1
+        """, 300),
+    "gaussian_py_R8_10steps": ("""
+        [temper]
+        replicas = 8
+        t_min = 1.0
+        t_max = 10.0
+        exchange_interval = 10
+        rounds = {rounds}
+        [problem]
+        function = "bench_temper:cheap_energy"
+        x0 = [0.0, 0.0, 0.0, 0.0]
+        step = 1.0
+        [run]
+        seed = 1
+        """, 300),
+}
+
+
+def _costly_text(rounds: int) -> str:
+    from bench_temper import campaign_toml
+    return campaign_toml(CAMPAIGN["replicas"], rounds, CAMPAIGN["interval"])
+
+
+# -- driver: `hpcopt temper` with the campaign's timings kept --------------------------------
+
+def driver(out_dir: Path, argv: list[str]) -> int:
+    """Run the hpcopt CLI; each rank writes timing.<rank>.json (advance/exchange/sample
+    seconds, rounds, replicas owned, loop elapsed)."""
+    from hpcopt.temper import command
+    kept: dict = {}
+
+    class TimedCampaign(command.TemperCampaign):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            kept["campaign"] = self
+
+    original_run = command.run
+
+    def timed_run(world, plan, **kwargs):
+        summary = original_run(world, plan, **kwargs)
+        camp = kept["campaign"]
+        data = dict(camp.timings, rank=world.rank, size=world.size, owned=len(camp.replicas),
+                    elapsed=summary["elapsed"])
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"timing.{world.rank}.json").write_text(json.dumps(data))
+        return summary
+
+    command.TemperCampaign = TimedCampaign
+    command.run = timed_run
+    from hpcopt.cli import main
+    return main(argv)
+
+
+# -- measurements ----------------------------------------------------------------------------
+
+def _temper(d: Path, name: str, text: str, ranks: int):
+    """(subprocess Run, per-rank timings, result path) of one `hpcopt temper` run."""
+    from mpi_bench import run_hpcopt
+    cfg = d / f"{name}-{ranks}.toml"
+    out = d / f"{name}-{ranks}.h5"
+    cfg.write_text(textwrap.dedent(text) + f"\n[output]\npath = \"{out.name}\"\n")
+    tdir = d / f"timing-{name}-{ranks}"
+    run = run_hpcopt(["temper", str(cfg), "-q", "--force"], ranks, d,
+                     script=[str(Path(__file__).resolve()), "--driver", str(tdir)])
+    timings = [json.loads(p.read_text()) for p in sorted(tdir.glob("timing.*.json"))]
+    assert len(timings) == ranks, f"{len(timings)} timing files for {ranks} ranks"
+    return run, timings, out
+
+
+def overhead(d: Path, name: str, text: str, rounds: int, ranks: int) -> dict:
+    run_r, tm, out = _temper(d, name, text.format(rounds=rounds), ranks)
+    run_1, _, _ = _temper(d, name + "-r1", text.format(rounds=1), ranks)
+    root = next(t for t in tm if t["rank"] == 0)
+    critical = max(tm, key=lambda t: t["advance"])
+    wall = root["elapsed"] / rounds
+    step = critical["advance"] / rounds
+    collective = (critical["exchange"] + critical["sample"]) / rounds
+    cli = (run_r.wall_s - run_1.wall_s) / (rounds - 1)
+    return {"ranks": ranks, "rounds": rounds,
+            "replicas_per_rank": [t["owned"] for t in sorted(tm, key=lambda t: t["rank"])],
+            "wall_ms_per_round": 1e3 * wall,
+            "step_ms_per_round": 1e3 * step,
+            "overhead_ms_per_round": 1e3 * (wall - step),
+            "exchange_ms_per_round": 1e3 * collective,   # gather+decisions+stats, critical rank
+            "record_ms_per_round": 1e3 * (wall - step - collective),
+            "overhead_fraction": (wall - step) / wall,
+            "cli_ms_per_round": 1e3 * cli,             # (wall(R) - wall(1)) / (R - 1), subprocess
+            "subprocess_wall_s": run_r.wall_s, "startup_wall_s_rounds1": run_1.wall_s,
+            "_file": str(out)}
+
+
+BARE_ALLGATHER = """
+import sys, time
+import numpy as np
+from mpi4py import MPI
+from hpcopt.mpi.runtime import wait_quietly
+comm = MPI.COMM_WORLD
+rounds, rows = int(sys.argv[1]), int(sys.argv[2])
+local = np.zeros((rows, 5))
+full = np.empty((rows * comm.size, 5))
+def quiet():
+    wait_quietly(comm.Iallgather(local, full))
+def blocking():
+    comm.Allgather(local, full)
+out = []
+for fn in (quiet, blocking):
+    comm.Barrier()
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        fn()
+    out.append(1e3 * (time.perf_counter() - t0) / rounds)
+if comm.rank == 0:
+    print(out[0], out[1])
+"""
+
+
+def bare_allgather(d: Path, ranks: int = 3, rounds: int = 300) -> dict:
+    """ms per round of a bare allgather of one float64 row per replica (8 replicas):
+    hpcopt's quiet wait (Iallgather + backoff sleeps) and MPICH's blocking (spinning)
+    Allgather: what the machine charges for a collective, without hpcopt around it."""
+    from mpi_bench import MPIEXEC, PY, run_cmd
+    script = d / "bare_allgather.py"
+    script.write_text(BARE_ALLGATHER)
+    rows = -(-8 // ranks)
+    out = run_cmd([MPIEXEC, "-n", str(ranks), PY, str(script), str(rounds), str(rows)], d)
+    quiet, blocking = (float(x) for x in out.stdout.split())
+    return {"ranks": ranks, "quiet_wait_ms_per_round": quiet,
+            "blocking_ms_per_round": blocking}
+
+
+def pool_vs_hpcopt(hpcopt_file: str, hpcopt_wall: float) -> dict:
+    import h5py
+    import numpy as np
+    from bench_temper import pool_campaign
+    with h5py.File(hpcopt_file, "r") as f:
+        energies = f["rounds"]["energy"]
+    out = {}
+    for workers in (3, 2):
+        wall, pool_energies = pool_campaign(CAMPAIGN["replicas"], CAMPAIGN["rounds"],
+                                            CAMPAIGN["interval"], workers)
+        out[f"pool_{workers}_workers_wall_s"] = wall
+        out[f"pool_{workers}_workers_over_hpcopt_3ranks"] = wall / hpcopt_wall
+        out[f"pool_{workers}_workers_same_chains"] = bool(np.array_equal(pool_energies, energies))
+    return out
+
+
+def run() -> dict:
+    from mpi_bench import load_average
+    load_before = load_average()
+    t_start = time.monotonic()
+    detail: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        _temper(d, "warmup", PROBLEMS["ising_L16_R8_10sweeps"][0].format(rounds=2), 1)  # numba cache
+        problems = dict(PROBLEMS)
+        problems["costly2ms_R4_10steps"] = (_costly_text(CAMPAIGN["rounds"]).replace(
+            f"rounds = {CAMPAIGN['rounds']}", "rounds = {rounds}"), CAMPAIGN["rounds"])
+        for name, (text, rounds) in problems.items():
+            for ranks in (1, 3):
+                detail[f"{name}/{ranks}rank"] = overhead(d, name, text, rounds, ranks)
+        c1, c3 = detail["costly2ms_R4_10steps/1rank"], detail["costly2ms_R4_10steps/3rank"]
+        wall1 = c1["wall_ms_per_round"] * c1["rounds"] / 1e3
+        wall3 = c3["wall_ms_per_round"] * c3["rounds"] / 1e3
+        pool = pool_vs_hpcopt(c3["_file"], wall3)
+        bare = bare_allgather(d)
+    for fig in detail.values():
+        fig.pop("_file")
+    serial = CAMPAIGN["replicas"] * CAMPAIGN["rounds"] * CAMPAIGN["interval"] * 0.002
+    flat: dict = {}
+    for key, fig in detail.items():
+        flat[f"{key} step ms/round"] = fig["step_ms_per_round"]
+        flat[f"{key} overhead ms/round"] = fig["overhead_ms_per_round"]
+        flat[f"{key} overhead fraction"] = fig["overhead_fraction"]
+    flat.update({
+        "costly campaign serial energy s": serial,
+        "costly campaign 1 rank loop s": wall1,
+        "costly campaign 3 ranks loop s": wall3,
+        "costly campaign speed-up 3 ranks over 1": wall1 / wall3,
+        "costly campaign speed-up 3/1 (subprocess wall)": c1["subprocess_wall_s"]
+        / c3["subprocess_wall_s"],
+        "bare quiet Iallgather 3 ranks ms/round": bare["quiet_wait_ms_per_round"],
+        "bare blocking Allgather 3 ranks ms/round": bare["blocking_ms_per_round"],
+        "pool(3 workers) / hpcopt 3 ranks wall": pool["pool_3_workers_over_hpcopt_3ranks"],
+        "pool(2 workers) / hpcopt 3 ranks wall": pool["pool_2_workers_over_hpcopt_3ranks"],
+        "pool chains identical to hpcopt": pool["pool_3_workers_same_chains"]
+        and pool["pool_2_workers_same_chains"],
+    })
+    return {**flat, "campaign": dict(CAMPAIGN, energy_ms=2.0), "overhead": detail, "pool": pool,
+            "load_average_before": load_before, "load_average_after": load_average(),
+            "suite_seconds": round(time.monotonic() - t_start, 1)}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--driver":
+        sys.exit(driver(Path(sys.argv[2]), sys.argv[3:]))
+    print(json.dumps(run(), indent=2))
