@@ -366,18 +366,32 @@ class HpoPolicy:
             {"host": HOST, "pid": os.getpid(), "time": time.time(), "closed": closed})
 
     def reap_stale(self) -> list[int]:
-        """Fail and re-enqueue RUNNING trials whose coordinator is gone; return their numbers."""
+        """Fail and re-enqueue RUNNING trials whose coordinator is gone; return their numbers.
+
+        A coordinator killed between Optuna's ask and recording itself as the owner leaves
+        a RUNNING trial without an owner: it is reaped when no other coordinator of the
+        study is alive (nobody can be about to claim it), else once it is stale.
+        """
         attrs = self.study._storage.get_study_system_attrs(self.study._study_id)  # noqa: SLF001
         beats = {k[len(HEARTBEAT_PREFIX):]: v for k, v in attrs.items()
                  if k.startswith(HEARTBEAT_PREFIX)}
+        siblings_alive = any(o != self.owner and not self._is_dead(b) for o, b in beats.items())
         reaped = []
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = t.user_attrs.get(A_OWNER)
-            if owner is None or owner == self.owner:
+            if owner == self.owner or t.number in self._trials:
                 continue
-            if self._is_dead(beats.get(owner)):
-                self._abandon(t, int(t.user_attrs.get(A_ATTEMPT, 0)), f"coordinator {owner} gone")
-                reaped.append(t.number)
+            if owner is None:
+                started = t.datetime_start.timestamp() if t.datetime_start else time.time()
+                if siblings_alive and time.time() - started < self._stale_after:
+                    continue
+                why = "its coordinator stopped before claiming it"
+            elif self._is_dead(beats.get(owner)):
+                why = f"coordinator {owner} gone"
+            else:
+                continue
+            self._abandon(t, int(t.user_attrs.get(A_ATTEMPT, 0)), why)
+            reaped.append(t.number)
         if reaped:
             log.warning("re-queued trials %s of coordinators that stopped", reaped)
         return reaped

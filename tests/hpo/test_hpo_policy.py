@@ -207,3 +207,22 @@ def test_close_requeues_running_trials_and_a_resumed_run_finishes_them(tmp_path)
     finished = second.finished_records()
     assert len(finished) == 6 and all(r.state == "complete" for r in finished)
     assert finished[0].number == done[0].number and finished[0].value == done[0].value
+
+
+def test_a_trial_asked_but_never_claimed_by_a_killed_coordinator_is_requeued(tmp_path):
+    """Killed between Optuna's ask and recording its owner, a coordinator leaves an
+    ownerless RUNNING trial: with no other coordinator alive, the next one re-queues it,
+    so the budget is still met exactly."""
+    spec = StorageSpec("journal", str(tmp_path / "s.journal"))
+    space = space_from(BRANIN_SPACE)
+    first = HpoPolicy(settings(storage=spec, n_trials=4), space)
+    s0 = first.ask()
+    first.tell_result(TrialOutcome(s0.number, "complete", branin(s0.params)))
+    orphan = first.study.ask()                     # the kill: no owner recorded
+    first._write_heartbeat(closed=True)            # its coordinator is gone
+    second = HpoPolicy(settings(storage=spec, n_trials=4), space, resume=True)
+    state = {t.number: t.state for t in second.study.get_trials(deepcopy=False)}
+    assert state[orphan.number] == optuna.trial.TrialState.FAIL
+    records = drive(second, PythonRunner(branin))
+    assert len(records) == 3
+    assert len(second.finished_records()) == 4     # the budget, exactly
