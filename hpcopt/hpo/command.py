@@ -258,7 +258,7 @@ def run_hpo(world: World, plan: HpoPlan, *, resume: bool, quiet: bool = False) -
                              "pruner": settings.pruner, "study_name": settings.study_name,
                              "storage": storage_text(settings.storage), "array_task": plan.stream},
                              growable=True)},
-                         attrs={"config_path": str(plan.file.path)})
+                         attrs={"config_path": str(plan.file.path.resolve())})
         policy = HpoPolicy.from_config(plan.hpo, seed=plan.run.seed, stream=plan.stream,
                                        n_workers=max(world.size - 1, 1), resume=plan.join)
         next_row, known = 0, set()

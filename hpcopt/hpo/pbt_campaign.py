@@ -152,7 +152,7 @@ def run_pbt(world: World, plan, *, resume: bool, quiet: bool = False) -> dict:
                          seed=plan.run.seed,
                          tables={TABLE: TableSpec(lineage_dtype(config.space), capacity,
                                                   table_attrs(policy), growable=True)},
-                         attrs={"config_path": str(plan.file.path)})
+                         attrs={"config_path": str(plan.file.path.resolve())})
         policy.root.mkdir(parents=True, exist_ok=True)
         total = settings.population * settings.segments_per_member
         progress = Progress(max(total, next_row), label="pbt", quiet=quiet, done=next_row)

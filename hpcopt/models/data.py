@@ -163,7 +163,7 @@ def load_text(path: Path, names: Mapping[str, str]) -> Dataset:
     xn, yn, sn, sigma_required = _names(names)
     where = str(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # Excel writes a BOM
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read text file: {exc}", path=where) from None
     rows = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")]

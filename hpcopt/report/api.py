@@ -100,8 +100,8 @@ class Result:
         temper (continuous problems): the stored T_min samples with ``energy``.
         """
         if self.kind == "sweep":
-            return sweep_params(self.table("tasks"), self._table_attrs["tasks"].get("param_names", []),
-                                start=start)
+            names = self._table_attrs["tasks"].get("param_names", [])
+            return sweep_params(self.table("tasks"), names, start=start)
         if self.kind == "hpo":
             return hpo_params(self.table("trials"))
         names = self._table_attrs.get("samples", {}).get("param_names") or []
@@ -137,7 +137,7 @@ def _import_pandas():
 
 
 def to_frame(rows: np.ndarray, pandas_module) -> Any:
-    """Structured rows -> ``pandas_module.DataFrame`` of the flat columns (see tables.flat_columns)."""
+    """Structured rows -> ``pandas_module.DataFrame`` of tables.flat_columns(rows)."""
     return pandas_module.DataFrame(_tables.flat_columns(rows))
 
 

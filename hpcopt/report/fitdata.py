@@ -84,4 +84,4 @@ def rebuild_problem(f: h5py.File, result_path: Path) -> Rebuilt:
 def _param_names(f: h5py.File) -> list[str]:
     import json
     raw = f["tasks"].attrs.get("param_names", "[]")
-    return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    return json.loads(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)

@@ -63,7 +63,12 @@ def plot_all(path: str | Path, out_dir: str | Path, *,
             from . import plots_temper as module
         else:
             from . import plots_hpo as module
-        for figure in module.FIGURES:
+        figures = list(module.FIGURES)
+        if kind == "hpo":
+            from ..hpo import pbt_plot
+            if pbt_plot.is_pbt_table(f["trials"].dtype):
+                figures += pbt_plot.FIGURES        # the lineage of a PBT population
+        for figure in figures:
             try:
                 figure(ctx)
             except Exception as exc:  # noqa: BLE001 - one broken figure must not stop the rest

@@ -3,7 +3,6 @@ parameters, convergence, and data vs best model (XPCS c2 maps, curves)."""
 
 from __future__ import annotations
 
-import json
 import tomllib
 
 import numpy as np
@@ -177,7 +176,7 @@ def landscape(ctx: PlotContext) -> None:
                  "is the 1-D landscape")
         return
     scores = influence(data)
-    i, j = sorted(scores, key=lambda k: (-scores[k], k))[:2]
+    i, j = sorted(sorted(scores, key=lambda k: (-scores[k], k))[:2])   # in parameter order
     fig, axes = new_figure(1, 1, width=6.4, height=5.0)
     ax = axes[0, 0]
     label = _objective_label(data)
@@ -208,9 +207,10 @@ def landscape(ctx: PlotContext) -> None:
     if data.local not in ("", "none"):
         ax.scatter([data.best["x"][i]], [data.best["x"][j]], marker="X", s=90, color="white",
                    edgecolor="black", label="best fit")
-    for axis_log, setter in ((data.log_scale[i], ax.set_xscale), (data.log_scale[j], ax.set_yscale)):
-        if axis_log:
-            setter("log")
+    if data.log_scale[i]:
+        ax.set_xscale("log")
+    if data.log_scale[j]:
+        ax.set_yscale("log")
     start = "start " if data.local not in ("", "none") else ""
     ax.set_xlabel(f"{start}{data.names[i]}")
     ax.set_ylabel(f"{start}{data.names[j]}")
@@ -223,7 +223,8 @@ def landscape(ctx: PlotContext) -> None:
 # -- convergence ------------------------------------------------------------------------------
 
 def best_so_far(timing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(tasks done, seconds since the first start, best ok objective so far), in completion order."""
+    """(tasks done, seconds since the first start, best ok objective so far), in the order
+    the tasks finished (t_start + wall)."""
     end = timing["t_start"] + timing["wall"]
     order = np.argsort(end, kind="stable")
     t = timing[order]
@@ -291,7 +292,8 @@ def _draw_xpcs(ctx: PlotContext, problem, p: np.ndarray, data: SweepData) -> Non
         fig, axes = new_figure(len(chunk), 4, width=3.4, height=3.0)
         for row, a in zip(axes, chunk):
             lo, hi = np.percentile(d.c2[a], [1, 99])
-            for ax, img, title in ((row[0], d.c2[a], "measured c2"), (row[1], model[a], "fitted c2")):
+            for ax, img, title in ((row[0], d.c2[a], "measured c2"),
+                                   (row[1], model[a], "fitted c2")):
                 im = ax.imshow(img, origin="lower", extent=extent, vmin=lo, vmax=hi,
                                cmap="viridis", aspect="equal")
                 ax.set_title(f"{title}, phi = {d.phi[a]:g} deg", fontsize="small")

@@ -9,7 +9,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..store.reader import attr_json
 from . import tables as _tables
-from .plots import PlotContext, grid_shape, hide_unused, new_figure, spans_decades
+from .plots import PlotContext, new_figure, spans_decades
 from .summary import temper_details
 
 MAX_TRACE_REPLICAS = 12

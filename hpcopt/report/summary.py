@@ -32,7 +32,9 @@ def row_params(kind: str, ds: h5py.Dataset, row) -> dict:
         return {n: float(v) for n, v in zip(names, row["x"])}
     if "params_json" in row.dtype.names:  # hpo: real parameter values as JSON text
         raw = row["params_json"]
-        return json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw else {}
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
+        return json.loads(raw) if raw else {}
     return {}
 
 
@@ -329,7 +331,8 @@ def _top_lines(top: list[dict]) -> list[str]:
     for r in top:
         names += [n for n in r["params"] if n not in names]
     width = [max(11, len(n)) for n in names]
-    head = f"    {'task':>7} {'objective':>14}  " + " ".join(f"{n:>{w}}" for n, w in zip(names, width))
+    head = f"    {'task':>7} {'objective':>14}  " + " ".join(
+        f"{n:>{w}}" for n, w in zip(names, width))
     lines = [f"  top {len(top)}:", head.rstrip()]
     for r in top:
         cells = []

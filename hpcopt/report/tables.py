@@ -13,7 +13,6 @@ Shared by the Python API, the exports and the plots, so "which rows count" and
 from __future__ import annotations
 
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -32,13 +31,16 @@ FINAL_MARK = "rounds_done"
 
 
 def raised_by_h5py(exc: BaseException) -> bool:
-    """True when `exc` comes from inside h5py (a damaged file), not from hpcopt's own code."""
+    """True when `exc` comes from reading a damaged file (inside h5py, or JSON text in the
+    file that does not parse), not from hpcopt's own code."""
+    if isinstance(exc, json.JSONDecodeError):
+        return True
     tb = exc.__traceback__
     last = None
     while tb is not None:
         last = tb.tb_frame.f_code.co_filename
         tb = tb.tb_next
-    return last is not None and f"{os.sep}h5py{os.sep}" in last
+    return last is not None and "h5py" in Path(last).parts
 
 
 _READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)

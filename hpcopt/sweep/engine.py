@@ -255,7 +255,7 @@ def run_sweep(world: World, cfg: SweepConfig, *, resume: bool, quiet: bool = Fal
                          "lower": design.lower.tolist(), "upper": design.upper.tolist(),
                          "model": cfg.model or "", "objective_function": cfg.objective or "",
                          "search": cfg.search_method, "local": cfg.local_method})},
-                     attrs={"config_path": str(cfg.file.path), **attrs},
+                     attrs={"config_path": str(cfg.file.path.resolve()), **attrs},
                      arrays={} if warm is None else {"warm_starts": warm})
     status_col = store.read_column(TABLE, "status")
     done = world.bcast(status_col != schema.PENDING if world.is_root else None)

@@ -59,3 +59,10 @@ def test_pbt_resume_after_kill_continues_every_member(tmp_path):
     for m in range(6):                                        # every member reached the end
         assert after[after["member"] == m]["end_step"].max() == 200
     assert np.isfinite(after["objective"]).all()
+
+
+def test_report_plots_include_the_pbt_lineage(tmp_path):
+    run(["hpo", config(tmp_path, max_steps=20)], n=2, check=True, timeout=300)
+    run(["report", tmp_path / "pbt.h5", "--plots", tmp_path / "plots"], check=True)
+    png = tmp_path / "plots" / "pbt_lineage.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
