@@ -15,13 +15,23 @@ from typing import Any, Iterable
 from .errors import ConfigError
 
 _MISSING = object()
+#: a config is a few kB; anything this large is a mistake (e.g. a data file given as config)
+MAX_CONFIG_BYTES = 16 * 2**20
 
 
 def load_toml(path: str | Path) -> tuple[dict, str]:
     """Read a TOML file; return (parsed dict, original text). Errors exit 2."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ConfigError("cannot read config file: not a regular file (a directory, pipe or "
+                          "device)", source=str(path))
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file larger than {MAX_CONFIG_BYTES // 2**20} MiB",
+                              source=str(path))
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError("config file not found", source=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:

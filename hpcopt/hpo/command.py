@@ -79,6 +79,8 @@ def prepare(config: Path, output: str | None, resume: bool, force: bool) -> HpoP
         parse_slurm_config(root, cf.source)
     resources = parse_resources(root, cf.source) if "resources" in root else Resources()
     root.finish()
+    from .storage import check_storage
+    check_storage(hpo.hpo.storage, cf.source)
     if hpo.hpo.scheduler == "pbt":
         from .pbt_runner import load_pbt_objective
         load_pbt_objective(hpo)                  # wrong signature or import: exit 2

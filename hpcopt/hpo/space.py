@@ -26,6 +26,8 @@ objective sees them: the objective always gets the real value (``[64, 32]``).
 
 from __future__ import annotations
 
+import math
+
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -273,6 +275,10 @@ def _float_param(name: str, kind: str, t: Table) -> Param:
     step = t.float("step", None, positive=True) if not log else None
     if not high > low:
         raise t.error(f"high ({high}) must be > low ({low})", "high")
+    if not math.isfinite(high - low):
+        raise t.error(f"the range high - low overflows a double ({low} .. {high})", "high")
+    if step is not None and step > high - low:
+        raise t.error(f"step ({step}) is larger than the range high - low ({high - low})", "step")
     if log and low <= 0:
         raise t.error("loguniform needs low > 0", "low")
     return Param(name, kind, low=low, high=high, step=step, log=log)

@@ -249,3 +249,31 @@ def describe(storage: BaseStorage) -> str:
 
 
 __all__ = ["open_storage", "LinkLock", "SafeJournalFileBackend", "describe"]
+
+
+def check_storage(spec, source: str) -> None:
+    """Refuse a storage that cannot work before any MPI work (exit 2, key hpo.storage)."""
+    from ..errors import ConfigError
+
+    def bad(problem: str) -> ConfigError:
+        return ConfigError(problem, key="hpo.storage", source=source)
+
+    if spec.kind == "journal":
+        path = Path(spec.location)
+        if path.exists() and not path.is_file():
+            raise bad(f"{path} exists and is not a file")
+        parent = path.parent
+        if parent.exists() and not parent.is_dir():
+            raise bad(f"{parent} is not a directory")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise bad(f"cannot create the journal's directory {parent}: {exc}") from None
+        if not os.access(parent, os.W_OK):
+            raise bad(f"the journal's directory {parent} is not writable")
+    elif spec.kind == "rdb":
+        try:
+            from sqlalchemy.engine import make_url
+            make_url(spec.location).get_dialect()
+        except Exception as exc:  # noqa: BLE001 - any parse/dialect error is the user's URL
+            raise bad(f"not a usable database URL ({type(exc).__name__}: {exc})") from None

@@ -48,6 +48,8 @@ def validate(x, y, sigma=None, *, path: str, meta: Mapping[str, Any] | None = No
     for name, a in (("x", x), ("y", y), ("sigma", sigma)):
         if a is None:
             continue
+        if np.iscomplexobj(a):
+            raise bad(f"{name} holds complex numbers (expected real values)")
         try:
             arrays[name] = np.ascontiguousarray(a, dtype=np.float64)
         except (TypeError, ValueError):

@@ -89,6 +89,9 @@ def check_existing(path: Path, *, kind: str, config_hash: str | None) -> dict:
 def check_new_output(path: Path, *, force: bool, needed_bytes: int = 0) -> None:
     """A new campaign may not overwrite a file unless --force; the directory must be
     writable and have room for the preallocated tables (`needed_bytes`) plus a margin."""
+    if path.exists() and not path.is_file():
+        raise ResultFileError(f"{path}: exists and is not a regular file (a directory or a "
+                              "device): choose another output path")
     if path.exists() and not force:
         raise ResultFileError(f"{path}: result file exists; use --resume to continue it or "
                               "--force to overwrite it")

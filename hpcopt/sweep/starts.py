@@ -68,6 +68,9 @@ class ParamSpec:
             return self
         if not (math.isfinite(self.min) and math.isfinite(self.max)):
             raise err("expected finite 'min' and 'max' (or 'value' to hold it fixed)")
+        if not math.isfinite(self.max - self.min):
+            raise err(f"the range max - min overflows a double (min={self.min!r}, "
+                      f"max={self.max!r})")
         if not self.min < self.max:
             raise err(f"expected min < max, got min={self.min!r}, max={self.max!r}")
         if self.scale not in SCALES:

@@ -37,9 +37,13 @@ from pathlib import Path
 
 from ..imports import load_callable
 from ..tomlread import Table
-from .ladder import geometric_ladder
+from .ladder import check_ladder, geometric_ladder
 
 LADDER_KINDS = ("geometric", "adaptive")
+# sizes beyond these are typos, not campaigns (each becomes memory or a table row)
+MAX_REPLICAS = 100_000
+MAX_ROUNDS = 10_000_000
+MAX_DIM = 100_000
 BUILTIN_PROBLEMS = ("ising", "gaussian-mixture", "rastrigin")
 BOUNDARIES = ("reflect", "reject")
 STEP_SCALINGS = ("fixed", "sqrt-t")
@@ -109,6 +113,7 @@ class FitSpec:
     moves: MoveSpec
     base_dir: str | None = None
     name: str = "fit"
+    names: tuple[str, ...] = ()     # parameter names: needed for user models f(x, params)
 
 
 ProblemSpec = IsingSpec | GaussianMixtureSpec | RastriginSpec | FunctionSpec | FitSpec
@@ -132,8 +137,8 @@ def parse_temper_config(root: Table, source: str, base_dir: str | Path | None = 
     problem = _parse_problem(root.table("problem"), base)
     t = root.table("temper")
     ladder, n_replicas = _parse_ladder(t)
-    rounds = t.int("rounds", min=1)
-    exchange_interval = t.int("exchange_interval", 100, min=1)
+    rounds = t.int("rounds", min=1, max=MAX_ROUNDS)
+    exchange_interval = t.int("exchange_interval", 100, min=1, max=10**9)
     thin = t.int("thin", 1, min=1)
     burn_in = t.int("burn_in", 0, min=0)
     if burn_in >= rounds:
@@ -168,11 +173,11 @@ def _parse_ladder(t: Table) -> tuple[LadderSpec, int]:
                               f"temperatures[{i + 1}]")
         if not temps[0] > 0:
             raise t.error(f"temperatures must be > 0, got {temps[0]!r}", "temperatures[0]")
-        n = t.int("replicas", len(temps), min=1)
+        n = t.int("replicas", len(temps), min=1, max=MAX_REPLICAS)
         if n != len(temps):
             raise t.error(f"is {n} but temper.temperatures has {len(temps)} values", "replicas")
         return LadderSpec("adaptive" if kind == "adaptive" else "explicit", tuple(temps)), n
-    n = t.int("replicas", min=1)
+    n = t.int("replicas", min=1, max=MAX_REPLICAS)
     t_min = t.float("t_min", 1.0, positive=True)
     if n == 1:
         t_max = t.float("t_max", t_min, positive=True)
@@ -183,7 +188,12 @@ def _parse_ladder(t: Table) -> tuple[LadderSpec, int]:
         t_max = t.float("t_max", positive=True)
         if not t_max > t_min:
             raise t.error(f"must be greater than temper.t_min ({t_min!r}), got {t_max!r}", "t_max")
-    return LadderSpec(kind, tuple(geometric_ladder(t_min, t_max, n).tolist())), n
+    try:
+        temps = check_ladder(geometric_ladder(t_min, t_max, n))
+    except ValueError:
+        raise t.error(f"a geometric ladder of {n} temperatures from {t_min!r} to {t_max!r} "
+                      "is not strictly increasing in double precision", "t_max") from None
+    return LadderSpec(kind, tuple(temps.tolist())), n
 
 
 # -- [problem] ---------------------------------------------------------------------------------
@@ -206,24 +216,25 @@ def _parse_problem(p: Table, base_dir: str | None) -> ProblemSpec:
         spec = FunctionSpec(spec_text, names, _moves(p, len(x0), x0_required=True), base_dir)
     else:
         model = p.str("model")
-        data = p.str("data", None)
-        if data is not None:
-            path = Path(data)
-            if not path.is_absolute() and base_dir is not None:
-                path = Path(base_dir) / path
-            data = str(path)
+        path = Path(p.str("data"))
+        if not path.is_absolute() and base_dir is not None:
+            path = Path(base_dir) / path
         x0 = p.float_list("x0")
-        spec = FitSpec(model, data, _moves(p, len(x0), x0_required=True), base_dir)
+        names = _names(p, len(x0))        # user models f(x, params) need names; others ignore
+        spec = FitSpec(model, str(path), _moves(p, len(x0), x0_required=True), base_dir,
+                       names=names)
     p.finish()
     return spec
 
 
 def _ising(p: Table) -> IsingSpec:
-    return IsingSpec(p.int("L", 16, min=2))
+    return IsingSpec(p.int("L", 16, min=2, max=4096))
 
 
 def _mixture(p: Table) -> GaussianMixtureSpec:
     sigma = p.float("sigma", 1.0, positive=True)
+    if not 0 < sigma * sigma < math.inf:
+        raise p.error(f"sigma**2 must be a positive finite number, got sigma = {sigma!r}", "sigma")
     if "centers" in p:
         for key in ("modes", "separation", "dim"):
             if key in p:
@@ -238,8 +249,8 @@ def _mixture(p: Table) -> GaussianMixtureSpec:
         if any(len(c) != dim for c in centers):
             raise p.error("all centers need the same number of coordinates", "centers")
     else:
-        modes = p.int("modes", 2, min=1)
-        dim = p.int("dim", 2, min=1)
+        modes = p.int("modes", 2, min=1, max=10_000)
+        dim = p.int("dim", 2, min=1, max=MAX_DIM)
         separation = p.float("separation", 10.0, positive=True)
         # modes on the first axis, `separation` apart, centred on the origin
         centers = [[(k - (modes - 1) / 2) * separation] + [0.0] * (dim - 1) for k in range(modes)]
@@ -255,8 +266,8 @@ def _mixture(p: Table) -> GaussianMixtureSpec:
 
 
 def _rastrigin(p: Table) -> RastriginSpec:
-    dim = p.int("dim", 2, min=1)
-    A = p.float("A", 10.0, positive=True)
+    dim = p.int("dim", 2, min=1, max=MAX_DIM)
+    A = p.float("A", 10.0, positive=True, max=1e100)
     moves = _moves(p, dim, default_step=0.5, default_bounds=(-5.12, 5.12))
     return RastriginSpec(dim, A, moves)
 

@@ -187,9 +187,15 @@ def make_problem(spec: ProblemSpec, source: str = "") -> Problem:
         problem = _fit_problem(spec, source)
     else:
         raise TypeError(f"unknown problem spec {spec!r}")
-    if problem.x0 is not None and not math.isfinite(problem.energy(problem.x0.copy())):
-        raise ConfigError("the energy at the start point is not finite", key="problem.x0",
-                          source=source)
+    if problem.x0 is not None:
+        try:
+            start_energy = problem.energy(problem.x0.copy())
+        except Exception as exc:  # noqa: BLE001 - the user's energy: say where it failed
+            raise ConfigError(f"the energy at the start point raised {type(exc).__name__}: {exc}",
+                              key="problem.x0", source=source) from None
+        if not math.isfinite(start_energy):
+            raise ConfigError("the energy at the start point is not finite", key="problem.x0",
+                              source=source)
     return problem
 
 
@@ -206,7 +212,11 @@ def _fit_problem(spec: FitSpec, source: str) -> ContinuousProblem:
     except ImportError as exc:
         raise ConfigError(f"fit posteriors need hpcopt.models.registry ({exc})", key="problem.model",
                           source=source) from None
-    fit = build_problem(spec.model, spec.data)
+    try:
+        fit = build_problem(spec.model, spec.data, source=source, base_dir=spec.base_dir,
+                            param_names=spec.names)
+    except ConfigError as exc:   # the registry names [model]/[parameters] keys of a sweep
+        raise ConfigError(exc.problem, key="problem.model", source=source) from None
     names = tuple(fit.param_names)
     if len(names) != len(spec.moves.step):
         raise ConfigError(f"model {spec.model!r} has {len(names)} parameters ({', '.join(names)}), "

@@ -127,7 +127,8 @@ TEMPER = "[temper]\nreplicas = 3\nt_max = 3.0\nrounds = 5\n"
     ("function = 'not a spec'\nx0 = [0.0]\nstep = 1.0", "problem.function", "package.module"),
     ("function = 'math:fabs'\nx0 = [0.0]", "problem.step", "missing"),
     ("function = 'math:fabs'\nx0 = [0.0]\nstep = 1.0\nnames = ['a', 'b']", "problem.names", "1 distinct"),
-    ("model = 'nist:Misra1a'\nstep = 1.0", "problem.x0", "missing"),
+    ("model = 'nist:Misra1a'\nstep = 1.0", "problem.data", "missing"),
+    ("model = 'nist:Misra1a'\ndata = 'm.dat'\nstep = 1.0", "problem.x0", "missing"),
 ])
 def test_problem_errors_name_key_and_file(problem, key, words):
     message = error_of(TEMPER + "[problem]\n" + problem + "\n")

@@ -82,7 +82,7 @@ def fake_registry(monkeypatch):
     module = types.ModuleType("hpcopt.models.registry")
     calls = []
 
-    def build_problem(model, data_path):
+    def build_problem(model, data_path, **kwargs):
         calls.append((model, data_path))
         return LinearFit()
 
@@ -119,6 +119,6 @@ def test_fit_posterior_has_the_least_squares_mean_and_covariance(fake_registry, 
 
 
 def test_fit_parameter_count_must_match_x0(fake_registry):
-    cfg = config_from_toml(TEMPER + "[problem]\nmodel = 'm'\nx0 = [0.0]\nstep = 1.0\n")
+    cfg = config_from_toml(TEMPER + "[problem]\nmodel = 'm'\ndata = 'd.dat'\nx0 = [0.0]\nstep = 1.0\n")
     with pytest.raises(ConfigError, match=r"pt.toml: problem.x0: .*2 parameters"):
         make_problem(cfg.problem, cfg.source)
