@@ -1,8 +1,8 @@
 """`[resources]`: CPU threads and GPUs per worker rank (so per trial or task).
 
-Threads: the thread-count variables of OpenMP, MKL, OpenBLAS, numexpr and numba
-are set in the worker before any objective runs, and thread pools that are
-already loaded (numpy's BLAS, numba) are limited at once, so R ranks x T threads
+Threads: the thread-count variables of OpenMP, MKL, OpenBLAS and numexpr are set
+in the worker before any objective runs, and thread pools that are already loaded
+(numpy's BLAS; numba's, through numba.set_num_threads) are limited at once, so R x T threads
 never oversubscribe a node.  GPUs: each worker rank gets `gpus` ids from the
 node's list (CUDA_VISIBLE_DEVICES as the job got it, or 0..gpus_per_node-1),
 chosen by its node-local worker index, so ranks on one node never share a GPU
@@ -18,8 +18,10 @@ from dataclasses import dataclass, replace
 from .errors import ConfigError
 from .tomlread import Table
 
+# NUMBA_NUM_THREADS is not among them: numba re-reads it at every compile and refuses a
+# value that differs from its running pool; numba.set_num_threads() limits it instead
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-               "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+               "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
 
 @dataclass(frozen=True)
