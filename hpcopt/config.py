@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .resources import Resources, parse_resources
@@ -238,7 +238,3 @@ def parse_sweep_config(path: str | Path, *, parameter_ranges: str | None = None,
         raise root.error(f"the grid has {cfg.n_tasks:,} points (> {MAX_TASKS:,}); use fewer points "
                          "or method = \"sobol\" with samples = N", "parameters")
     return cfg
-
-
-def with_output(cfg, path: Path):
-    return replace(cfg, output=OutputConfig(path))

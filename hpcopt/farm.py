@@ -17,8 +17,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import signal
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,6 +29,7 @@ from .mpi.runtime import (World, any_source, any_tag, poll, recv_quietly, send_q
                           stop_requested)
 from .partition import chunks, rank_range
 from .store import schema
+from .timelimit import TaskTimeout, time_limit
 
 log = logging.getLogger("hpcopt")
 
@@ -86,37 +85,6 @@ class FarmOptions:
 # ---------------------------------------------------------------------------------------
 # evaluating one task (every rank)
 
-class TaskTimeout(BaseException):
-    """Raised in a task that ran out of time.  A BaseException, like KeyboardInterrupt,
-    so that `except Exception` in objectives or optimizers cannot swallow it."""
-
-
-class _time_limit:
-    """Raise TaskTimeout in the main thread after `seconds` (SIGALRM; Python-level code).
-
-    Code that never returns to the interpreter (a C loop) is not interrupted:
-    run such objectives with process isolation.
-    """
-
-    def __init__(self, seconds: float | None):
-        self.seconds = seconds if (seconds and threading.current_thread() is threading.main_thread()) else None
-
-    def _fire(self, signum, frame):
-        raise TaskTimeout(f"task exceeded its time limit of {self.seconds:g} s")
-
-    def __enter__(self):
-        if self.seconds:
-            self._old = signal.signal(signal.SIGALRM, self._fire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
-        return self
-
-    def __exit__(self, *exc):
-        if self.seconds:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._old)
-        return False
-
-
 @functools.lru_cache(maxsize=8)
 def _row_template(dtype: np.dtype) -> np.ndarray:
     return schema.empty_rows(dtype, [0])
@@ -128,10 +96,10 @@ def run_task(evaluator: Evaluator, task: Task, dtype: np.dtype, rank: int,
     t0 = time.time()
     inputs = evaluator.inputs(task)
     try:
-        with _time_limit(timeout):
+        with time_limit(timeout):
             outcome = evaluator.evaluate(task, report)
     except TaskTimeout as exc:
-        outcome = Outcome(schema.TIMEOUT, {}, str(exc))
+        outcome = Outcome(schema.TIMEOUT, {}, f"task {exc}")
     except Exception as exc:  # the objective's failure is a result, not a crash
         outcome = Outcome(schema.FAILED, {}, f"{type(exc).__name__}: {exc}")
     status, values, message = outcome

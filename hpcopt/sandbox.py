@@ -154,7 +154,7 @@ def _child_evaluator(spec: dict):
 
 
 def child_main() -> int:
-    from .farm import TaskTimeout
+    from .timelimit import TaskTimeout
     stdin, stdout = sys.stdin, sys.stdout
     sys.stdout = sys.stderr            # the objective's prints must not corrupt the protocol
     spec = json.loads(stdin.readline())

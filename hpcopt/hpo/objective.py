@@ -19,16 +19,14 @@ import copy
 import inspect
 import math
 import numbers
-import signal
-import threading
 import time
 import traceback
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from ..errors import ConfigError
 from ..imports import load_callable
+from ..timelimit import TaskTimeout, time_limit
 from .config import HpoConfig
 from .trials import ReportFn, TrialOutcome, TrialSpec
 
@@ -39,9 +37,8 @@ class TrialPruned(Exception):
     """Raise inside an objective to stop the trial as pruned (optuna.TrialPruned works too)."""
 
 
-class TrialTimeout(BaseException):
-    """Raised inside an objective when its trial_timeout has passed (a BaseException, so
-    an objective's own ``except Exception`` does not swallow it)."""
+#: raised inside an objective when its trial_timeout has passed (hpcopt.timelimit)
+TrialTimeout = TaskTimeout
 
 
 class Reporter:
@@ -102,7 +99,7 @@ class PythonRunner:
         started, t0 = time.time(), time.perf_counter()
         state, value, error, info = "failed", None, None, {}
         try:
-            with _time_limit(spec.timeout):
+            with time_limit(spec.timeout):
                 if self.mode == "positional":
                     result = self.func(params, reporter)
                 elif self.mode == "keyword":
@@ -168,31 +165,14 @@ def _jsonable(info: dict) -> dict:
         return {"note": "objective info was not JSON (nan/inf)"}
 
 
-@contextmanager
-def _time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise TrialTimeout in this thread after `seconds` (main thread only, else no limit)."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _expired(signum, frame):
-        raise TrialTimeout()
-
-    previous = signal.signal(signal.SIGALRM, _expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def load_objective(config: HpoConfig) -> Callable:
-    """Import ``[objective] function`` and check its signature (ConfigError, exit 2)."""
+def load_objective(config: HpoConfig, check: Callable[[Callable], Any] | None = None
+                   ) -> Callable:
+    """Import ``[objective] function`` and check its signature with `check` (default: the
+    g(params[, report]) forms); ConfigError (exit 2) otherwise."""
     func = load_callable(config.objective.function, key="objective.function",
                          source=config.source, base_dir=config.base_dir)
     try:
-        report_mode(func)
+        (check or report_mode)(func)
     except ValueError as exc:
         raise ConfigError(str(exc), key="objective.function", source=config.source) from None
     return func

@@ -29,9 +29,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..imports import load_callable
-from .objective import Reporter, TrialTimeout, _time_limit, format_error, parse_result
+from ..timelimit import time_limit
+from .objective import (Reporter, TrialTimeout, format_error, load_objective,
+                        parse_result)
 from .pbt_lineage import SegmentOutcome, SegmentSpec
 from .trials import ReportFn
 
@@ -92,13 +92,7 @@ def check_pbt_objective(func: Callable) -> None:
 
 def load_pbt_objective(config) -> Callable:
     """Import ``[objective] function`` of an :class:`HpoConfig` and check it takes (params, ctx)."""
-    func = load_callable(config.objective.function, key="objective.function",
-                         source=config.source, base_dir=config.base_dir)
-    try:
-        check_pbt_objective(func)
-    except ValueError as exc:
-        raise ConfigError(str(exc), key="objective.function", source=config.source) from None
-    return func
+    return load_objective(config, check_pbt_objective)
 
 
 def run_segment(func: Callable, payload: dict | SegmentSpec, report: ReportFn | None = None,
@@ -120,7 +114,7 @@ def run_segment(func: Callable, payload: dict | SegmentSpec, report: ReportFn | 
         ctx = PbtContext(spec.member, spec.segment, spec.start_step, spec.end_step, ckpt,
                          None if spec.restore_from is None else Path(spec.restore_from),
                          spec.seed, reporter)
-        with _time_limit(spec.timeout):
+        with time_limit(spec.timeout):
             result = func(copy.deepcopy(spec.params), ctx)
         if result is None:
             if reporter.last is None:
