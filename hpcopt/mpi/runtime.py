@@ -31,6 +31,8 @@ BACKOFF_MIN = 20e-6
 BACKOFF_SHORT = 2e-4
 BACKOFF_PATIENCE = 0.05
 BACKOFF_MAX = 2e-3
+#: seconds between printing a fatal error and MPI_Abort (see run_spmd)
+ABORT_GRACE = 0.5
 
 
 class Backoff:
@@ -194,6 +196,9 @@ def run_spmd(main: Callable[[World], int]) -> int:
         sys.stderr.flush()
         sys.stdout.flush()
         if world.size > 1:
+            # give the launcher a moment to forward the message: some (Debian's MPICH
+            # 4.0 hydra) kill every process at MPI_Abort before draining their pipes
+            time.sleep(ABORT_GRACE)
             world.abort(1)
         os._exit(1)
 
