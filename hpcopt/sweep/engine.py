@@ -362,7 +362,11 @@ def format_summary(summary: dict) -> str:
                  + (f", reduced chi2 {best['chi2_reduced']:.6g}" if "chi2_reduced" in best else ""))
     errs = best.get("stderr", {})
     for name, value in best["params"].items():
-        err = f" +/- {errs[name]:.3g}" if name in errs else (" (fixed)" if errs else "")
+        if name in errs:
+            err = (f" +/- {errs[name]:.3g}" if math.isfinite(errs[name])
+                   else " (not determined by the data)")
+        else:
+            err = " (fixed)" if errs else ""
         lines.append(f"  {name} = {value:.10g}{err}")
     return "\n".join(lines)
 

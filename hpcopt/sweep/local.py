@@ -255,4 +255,11 @@ def uncertainties(problem: FitProblem, x, *, free: Sequence[bool] | None = None,
     cov_free = (vt.T * inv_s2) @ vt / np.outer(norms, norms) * red
     cov[np.ix_(free, free)] = cov_free
     stderr[free] = np.sqrt(np.clip(np.diag(cov_free), 0.0, None))
+    # a parameter the residuals do not depend on here (e.g. stuck at a bound where the
+    # model is flat) is not determined by the data: nan, not a misleading 0
+    blind = np.linalg.norm(J, axis=0) == 0
+    if blind.any():
+        idx = np.flatnonzero(free)[blind]
+        stderr[idx] = np.nan
+        singular = True
     return Uncertainties(stderr, cov, singular, red)
