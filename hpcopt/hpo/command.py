@@ -30,7 +30,8 @@ from ..mpi.runtime import World, stop_requested, stop_signal_name
 from ..progress import Progress
 from ..resources import Resources, apply_on_workers, parse_resources
 from ..store import schema
-from ..store.resultfile import ResultStore, TableSpec, check_existing, check_new_output
+from ..store.resultfile import (FlushClock, ResultStore, TableSpec, check_existing,
+                                check_new_output)
 from .config import HpoConfig, parse_hpo_config
 from .objective import make_runner
 from .rows import trial_row, trial_row_fields
@@ -165,8 +166,6 @@ class HpoEvaluator:
 class HpoSource:
     """Rank 0: the policy's asks become tasks, results are told, records become rows."""
 
-    FLUSH_SECONDS = 0.2
-
     def __init__(self, policy, plan: HpoPlan, store: ResultStore, progress: Progress,
                  next_row: int):
         self.policy, self.plan, self.store, self.progress = policy, plan, store, progress
@@ -174,7 +173,7 @@ class HpoSource:
         self.next_row = next_row
         self.rank_of: dict[int, int] = {}
         self.pending_rows: list[dict] = []
-        self.last_write = time.monotonic()
+        self.clock = FlushClock()
         self.sign = -1.0 if plan.hpo.hpo.direction == "maximize" else 1.0
 
     # -- TaskSource ------------------------------------------------------------------------
@@ -206,7 +205,7 @@ class HpoSource:
 
     def tick(self) -> None:
         self.policy.heartbeat()
-        if self.pending_rows and time.monotonic() - self.last_write >= self.FLUSH_SECONDS:
+        if self.pending_rows and self.clock.due():
             self.write()
 
     # -- rows --------------------------------------------------------------------------------
@@ -219,7 +218,7 @@ class HpoSource:
             value = row["objective"]
             self.progress.update(1, self.sign * value if rec.state == "complete"
                                  and math.isfinite(value) else None)
-        if self.pending_rows and time.monotonic() - self.last_write >= self.FLUSH_SECONDS:
+        if self.pending_rows and self.clock.due():
             self.write()
 
     def write(self) -> None:
@@ -233,7 +232,7 @@ class HpoSource:
             self.next_row += len(rows)
             self.pending_rows.clear()
         self.store.flush()
-        self.last_write = time.monotonic()
+        self.clock.wrote()
 
 
 def run_hpo(world: World, plan: HpoPlan, *, resume: bool, quiet: bool = False) -> dict:

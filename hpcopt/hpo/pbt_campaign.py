@@ -25,7 +25,7 @@ from ..mpi.runtime import World, stop_requested, stop_signal_name
 from ..progress import Progress
 from ..resources import apply_on_workers
 from ..store import schema
-from ..store.resultfile import ResultStore, TableSpec
+from ..store.resultfile import FlushClock, ResultStore, TableSpec
 from .pbt import PbtPolicy
 from .pbt_lineage import SegmentOutcome, SegmentRecord, lineage_dtype, lineage_rows
 from .pbt_runner import make_pbt_runner
@@ -53,15 +53,13 @@ class PbtEvaluator:
 class PbtSource:
     """Rank 0: segments become tasks, outcomes are told, records become lineage rows."""
 
-    FLUSH_SECONDS = 0.2
-
     def __init__(self, policy: PbtPolicy, write_rows: Callable[[np.ndarray], None],
                  progress: Progress | None = None):
         self.policy, self.write_rows, self.progress = policy, write_rows, progress
         policy.defer_deletes = True
         self.pending: list[SegmentRecord] = []
         self.ranks: dict[int, int] = {}
-        self.last_write = time.monotonic()
+        self.clock = FlushClock()
         self.sign = -1.0 if policy.direction == "maximize" else 1.0
 
     # -- TaskSource -------------------------------------------------------------------------
@@ -92,7 +90,7 @@ class PbtSource:
         return self.policy.report(task_id, step, value)
 
     def tick(self) -> None:
-        if self.pending and time.monotonic() - self.last_write >= self.FLUSH_SECONDS:
+        if self.pending and self.clock.due():
             self.write()
 
     # -- rows ---------------------------------------------------------------------------------
@@ -113,7 +111,7 @@ class PbtSource:
             self.write_rows(rows)          # flushed: now superseded checkpoints may go
             self.pending.clear()
         self.policy.release_checkpoints()
-        self.last_write = time.monotonic()
+        self.clock.wrote()
 
 
 def table_attrs(policy: PbtPolicy) -> dict:

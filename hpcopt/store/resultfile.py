@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,24 @@ from . import schema
 
 def h5py_has_mpi() -> bool:
     return bool(h5py.get_config().mpi)
+
+
+#: buffered rows reach the file at most this long after the previous write (a killed job
+#: loses at most this much finished work besides the tasks in flight)
+FLUSH_SECONDS = 0.2
+
+
+class FlushClock:
+    """When the rows a campaign buffers on rank 0 are due in the file."""
+
+    def __init__(self):
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= FLUSH_SECONDS
+
+    def wrote(self) -> None:
+        self.last = time.monotonic()
 
 
 #: room kept free beyond the tables (attributes, the log file, checkpoints of small campaigns)

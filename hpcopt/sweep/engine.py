@@ -26,7 +26,8 @@ from ..imports import load_callable
 from ..mpi.runtime import World, stop_signal_name
 from ..progress import Progress
 from ..store import schema
-from ..store.resultfile import ResultStore, TableSpec, check_existing, check_new_output
+from ..store.resultfile import (FlushClock, ResultStore, TableSpec, check_existing,
+                                check_new_output)
 from .problem import ObjectiveProblem
 from .starts import StartDesign
 
@@ -169,8 +170,6 @@ class SweepEvaluator:
 class SweepSource:
     """Rank 0: pending task ids in order; final rows go to the file, flushed promptly."""
 
-    FLUSH_SECONDS = 0.2
-
     def __init__(self, store: ResultStore, dtype: np.dtype, pending: np.ndarray,
                  progress: Progress, flush_every: int):
         self.store, self.dtype, self.progress = store, dtype, progress
@@ -179,7 +178,7 @@ class SweepSource:
         self.buffer: list[np.ndarray] = []
         self.n_buffered = 0
         self.flush_every = flush_every
-        self.last_write = time.monotonic()
+        self.clock = FlushClock()
 
     def next_task(self) -> Task | None:
         if self.next_index >= len(self.pending):
@@ -197,7 +196,7 @@ class SweepSource:
         ok = rows["objective"][rows["status"] == schema.OK]
         self.progress.update(len(rows), float(ok.min()) if len(ok) else None)
         due = (self.n_buffered >= self.flush_every if self.flush_every
-               else time.monotonic() - self.last_write >= self.FLUSH_SECONDS)
+               else self.clock.due())
         if due:
             self.write()
 
@@ -205,7 +204,7 @@ class SweepSource:
         return False
 
     def tick(self) -> None:
-        if self.buffer and time.monotonic() - self.last_write >= self.FLUSH_SECONDS:
+        if self.buffer and self.clock.due():
             self.write()
 
     def write(self) -> None:
@@ -214,7 +213,7 @@ class SweepSource:
             self.buffer.clear()
             self.n_buffered = 0
         self.store.flush()
-        self.last_write = time.monotonic()
+        self.clock.wrote()
 
 
 # ---------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from ..mpi.runtime import World, get_world, stop_requested, stop_signal_name
 from ..progress import Progress
 from ..resources import Resources, apply_on_workers
 from ..store import schema
-from ..store.resultfile import ResultStore, TableSpec, check_existing, check_new_output
+from ..store.resultfile import (FlushClock, ResultStore, TableSpec, check_existing,
+                                check_new_output)
 from .campaign import TemperCampaign
 from .collective import replicas_of_rank
 from .config import TemperConfig, parse_temper_config
@@ -101,8 +102,6 @@ def _sample_position(campaign: TemperCampaign, round_no: int) -> int:
 class _Writer:
     """Rank 0 (or every rank with parallel HDF5): rows and checkpoints into the file."""
 
-    FLUSH_SECONDS = 0.2
-
     def __init__(self, store: ResultStore, campaign: TemperCampaign, progress: Progress,
                  writes: bool):
         self.store, self.campaign, self.progress = store, campaign, progress
@@ -110,13 +109,13 @@ class _Writer:
         self.round_dtype = schema.with_status(campaign.record_dtype)
         self.rounds: list[np.ndarray] = []
         self.samples: list[np.ndarray] = []
-        self.last = time.monotonic()
+        self.clock = FlushClock()
         self.valid = None
 
     def on_round(self, record: np.ndarray) -> None:
         self.rounds.append(record)
         self.progress.update(1, float(record["best_energy"][0]))
-        if time.monotonic() - self.last >= self.FLUSH_SECONDS:
+        if self.clock.due():
             self.flush()
 
     def on_sample(self, sample: np.ndarray) -> None:
@@ -137,7 +136,7 @@ class _Writer:
             self.store.write_rows(SAMPLES, rows, positions=np.array(pos))
             self.samples.clear()
         self.store.flush()
-        self.last = time.monotonic()
+        self.clock.wrote()
 
     def on_checkpoint(self, ck: dict) -> None:
         """Rows first, then the older slot's arrays, then its valid round: crash-safe order."""
