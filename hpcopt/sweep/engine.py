@@ -59,19 +59,21 @@ def build_target(cfg: SweepConfig):
     return problem
 
 
-def warmed_up(problem, cfg: SweepConfig):
-    """Compile the model's kernels (or load them from numba's cache): one evaluation of
-    chi2 and residuals at the first start.  Plain objectives are left alone (they may be
-    expensive and have nothing to compile)."""
+def warmed_up(cfg: SweepConfig) -> tuple[object, StartDesign]:
+    """The target and its start design, with the model's kernels compiled (or loaded from
+    numba's cache) by one evaluation of chi2 and residuals at the first start.  Plain
+    objectives are not evaluated (they may be expensive and have nothing to compile)."""
+    problem = build_target(cfg)
+    design = build_design(cfg, problem)
     if cfg.objective is None:
-        x = build_design(cfg, problem).point(0)
+        x = design.point(0)
         with np.errstate(all="ignore"):
             try:
                 problem.chi2(x)
                 problem.residuals(x)
             except Exception:  # noqa: BLE001 - the sweep reports model errors per start
                 pass
-    return problem
+    return problem, design
 
 
 def build_design(cfg: SweepConfig, problem) -> StartDesign:
@@ -235,8 +237,7 @@ def run_sweep(world: World, cfg: SweepConfig, *, resume: bool, quiet: bool = Fal
     """Run (or resume) the sweep on every rank; return the summary (rank 0) or {}."""
     from ..resources import apply_on_workers
     apply_on_workers(world, cfg.resources)
-    problem = world.node_first(lambda: warmed_up(build_target(cfg), cfg))
-    design = build_design(cfg, problem)
+    problem, design = world.node_first(lambda: warmed_up(cfg))
     dtype = schema.sweep_dtype(len(design.param_names))
     store = ResultStore(world, cfg.output.path)
     if resume:
