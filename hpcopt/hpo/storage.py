@@ -254,6 +254,7 @@ __all__ = ["open_storage", "LinkLock", "SafeJournalFileBackend", "describe"]
 def check_storage(spec, source: str) -> None:
     """Refuse a storage that cannot work before any MPI work (exit 2, key hpo.storage)."""
     from ..errors import ConfigError
+    from ..store.resultfile import directory_problem
 
     def bad(problem: str) -> ConfigError:
         return ConfigError(problem, key="hpo.storage", source=source)
@@ -262,15 +263,9 @@ def check_storage(spec, source: str) -> None:
         path = Path(spec.location)
         if path.exists() and not path.is_file():
             raise bad(f"{path} exists and is not a file")
-        parent = path.parent
-        if parent.exists() and not parent.is_dir():
-            raise bad(f"{parent} is not a directory")
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise bad(f"cannot create the journal's directory {parent}: {exc}") from None
-        if not os.access(parent, os.W_OK):
-            raise bad(f"the journal's directory {parent} is not writable")
+        problem = directory_problem(path.parent)
+        if problem:
+            raise bad(f"unusable journal directory: {problem}")
     elif spec.kind == "rdb":
         try:
             from sqlalchemy.engine import make_url

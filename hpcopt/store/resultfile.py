@@ -105,6 +105,19 @@ def check_existing(path: Path, *, kind: str, config_hash: str | None) -> dict:
     return attrs
 
 
+def directory_problem(directory: Path) -> str | None:
+    """Why files cannot be written in `directory` (made if missing), or None if they can."""
+    if directory.exists() and not directory.is_dir():
+        return f"{directory} is not a directory"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {directory}: {exc}"
+    if not os.access(directory, os.W_OK):
+        return f"{directory} is not writable"
+    return None
+
+
 def check_new_output(path: Path, *, force: bool, needed_bytes: int = 0) -> None:
     """A new campaign may not overwrite a file unless --force; the directory must be
     writable and have room for the preallocated tables (`needed_bytes`) plus a margin."""
@@ -115,16 +128,9 @@ def check_new_output(path: Path, *, force: bool, needed_bytes: int = 0) -> None:
         raise ResultFileError(f"{path}: result file exists; use --resume to continue it or "
                               "--force to overwrite it")
     parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise ResultFileError(f"{path}: cannot create output directory: {parent} is not a "
-                              "directory")
-    if not parent.exists():
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ResultFileError(f"{path}: cannot create output directory: {exc}") from None
-    if not os.access(parent, os.W_OK):
-        raise ResultFileError(f"{path}: output directory {parent} is not writable")
+    problem = directory_problem(parent)
+    if problem:
+        raise ResultFileError(f"{path}: cannot create output directory: {problem}")
     needed = int(needed_bytes * 1.1) + MIN_FREE_BYTES
     free = shutil.disk_usage(parent).free + (path.stat().st_size if path.exists() else 0)
     if free < needed:
