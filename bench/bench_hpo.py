@@ -27,7 +27,7 @@ import optuna
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hpcopt.hpo.config import HpoSettings, StorageSpec  # noqa: E402
-from hpcopt.hpo.objectives import HARTMANN6_MIN, hartmann6_timed  # noqa: E402
+from hpcopt.toys.objectives import HARTMANN6_MIN, hartmann6_timed  # noqa: E402
 from hpcopt.hpo.policy import HpoPolicy  # noqa: E402
 from hpcopt.hpo.samplers import make_sampler  # noqa: E402
 from hpcopt.hpo.space import Param, SearchSpace  # noqa: E402

@@ -158,7 +158,7 @@ def hpcopt_hartmann(d: Path, seed: int) -> list[tuple[float, float]]:
     name = f"hartmann-{seed}"
     cfg = d / f"{name}.toml"
     cfg.write_text(hpo_config(f"{name}.h5", "tpe", h["n_trials"], storage="memory",
-                              function="hpcopt.hpo.objectives:hartmann6_timed", space=space,
+                              function="hpcopt.toys.objectives:hartmann6_timed", space=space,
                               seed=seed))
     run_hpcopt(["hpo", str(cfg), "-q", "--force"], 3, d)
     _, finish, values = finished_trials(d / f"{name}.h5")

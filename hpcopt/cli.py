@@ -124,7 +124,7 @@ def dispatch(args) -> int:
         from .slurm import submit
         return submit(args.config, args.template, dry_run=args.dry_run, output=args.output)
     if cmd == "demo":
-        from .demo import run_demo
+        from .toys.demo import run_demo
         return run_demo(args.output, quiet=args.quiet)
     raise AssertionError(cmd)
 

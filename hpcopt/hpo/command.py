@@ -83,7 +83,7 @@ def prepare(config: Path, output: str | None, resume: bool, force: bool) -> HpoP
     from .storage import check_storage
     check_storage(hpo.hpo.storage, cf.source)
     if hpo.hpo.scheduler == "pbt":
-        from .pbt_runner import load_pbt_objective
+        from .pbt.runner import load_pbt_objective
         load_pbt_objective(hpo)                  # wrong signature or import: exit 2
         if "SLURM_ARRAY_TASK_ID" in os.environ:
             raise ConfigError("scheduler = \"pbt\" keeps one population in one result file: "
@@ -115,7 +115,7 @@ def sandbox_evaluator(spec: dict):
     out = parse_output(root, cf, cf.path.stem + ".h5")
     hpo = parse_hpo_config(root, cf.source, cf.base_dir, output_path=out.path)
     if hpo.hpo.scheduler == "pbt":
-        from .pbt_campaign import PbtEvaluator
+        from .pbt.campaign import PbtEvaluator
         return PbtEvaluator(hpo, spec["worker"])
     return HpoEvaluator(hpo, Path(spec["output"]), spec["worker"])
 
@@ -126,7 +126,7 @@ def make_evaluator(plan: HpoPlan, world: World):
     worker = f"rank {world.rank} on {world.host}"
     if plan.run.isolation != "process":
         if plan.hpo.hpo.scheduler == "pbt":
-            from .pbt_campaign import PbtEvaluator
+            from .pbt.campaign import PbtEvaluator
             return PbtEvaluator(plan.hpo, worker)
         return HpoEvaluator(plan.hpo, plan.output.path, worker)
     from ..sandbox import SandboxEvaluator
@@ -237,7 +237,7 @@ class HpoSource:
 
 def run_hpo(world: World, plan: HpoPlan, *, resume: bool, quiet: bool = False) -> dict:
     if plan.hpo.hpo.scheduler == "pbt":
-        from .pbt_campaign import run_pbt
+        from .pbt.campaign import run_pbt
         return run_pbt(world, plan, resume=resume, quiet=quiet)
     settings = plan.hpo.hpo
     store = ResultStore(world, plan.output.path, parallel=False)

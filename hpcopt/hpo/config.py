@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ..tomlread import Table
-from .pbt_config import OPTUNA_ONLY_KEYS, PbtSettings, parse_pbt_settings
+from .pbt.config import OPTUNA_ONLY_KEYS, PbtSettings, parse_pbt_settings
 from .space import SearchSpace, parse_space
 
 SAMPLERS = ("random", "tpe", "qmc", "cmaes", "gp")

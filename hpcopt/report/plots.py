@@ -65,7 +65,7 @@ def plot_all(path: str | Path, out_dir: str | Path, *,
             from . import plots_hpo as module
         figures = list(module.FIGURES)
         if kind == "hpo":
-            from ..hpo import pbt_plot
+            from ..hpo.pbt import plot as pbt_plot
             if pbt_plot.is_pbt_table(f["trials"].dtype):
                 figures += pbt_plot.FIGURES        # the lineage of a PBT population
         for figure in figures:

@@ -13,9 +13,9 @@ def demo_config() -> Path:
 
 
 def run_demo(output: str, *, quiet: bool = False) -> int:
-    from .campaign import run_campaign
-    from .models.xpcs import DEMO_SETTINGS
-    from .sweep import engine
+    from ..campaign import run_campaign
+    from ..models.xpcs import DEMO_SETTINGS
+    from ..sweep import engine
 
     req = engine.SweepRequest(demo_config(), output=str(Path(output).resolve()), force=True)
 

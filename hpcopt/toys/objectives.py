@@ -1,4 +1,4 @@
-"""Built-in demo objectives: ``function = "hpcopt.hpo.objectives:NAME"``.
+"""Built-in demo objectives: ``function = "hpcopt.toys.objectives:NAME"``.
 
 * ``branin``: x1 in [-5, 10], x2 in [0, 15]; minimum 0.397887 at (-pi, 12.275),
   (pi, 2.275), (9.42478, 2.475).

@@ -13,8 +13,8 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .pbt import PbtPolicy
-from .pbt_lineage import SegmentRecord, SegmentSpec
+from ..hpo.pbt.policy import PbtPolicy
+from ..hpo.pbt.lineage import SegmentRecord, SegmentSpec
 
 
 @dataclass

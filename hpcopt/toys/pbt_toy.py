@@ -14,10 +14,10 @@ the best fixed value on a fine grid), while a decaying schedule beats it: the be
 hyperparameter changes over time, which PBT can follow and a fixed-hyperparameter
 population cannot.
 
-Objective for ``[objective] function = "hpcopt.hpo.pbt_toy:annealing"`` with
+Objective for ``[objective] function = "hpcopt.toys.pbt_toy:annealing"`` with
 ``[space] lr = { type = "loguniform", low = 1e-3, high = 1.5 }``; the checkpoint is a
 small .npz holding ``m`` and the step. :func:`compare_with_fixed` runs PBT on it against
-budget-matched fixed baselines; ``python -m hpcopt.hpo.pbt_toy OUT_DIR [N_SEEDS]`` prints
+budget-matched fixed baselines; ``python -m hpcopt.toys.pbt_toy OUT_DIR [N_SEEDS]`` prints
 that comparison and draws OUT_DIR/pbt_lineage.png (docs/pbt.md).
 """
 
@@ -85,7 +85,7 @@ def best_fixed_loss(steps: int, n_grid: int = 400) -> tuple[float, float]:
 
 def toy_space():
     """The search space of the toy: ``lr`` log-uniform on LR_RANGE."""
-    from .space import Param, SearchSpace
+    from ..hpo.space import Param, SearchSpace
     return SearchSpace((Param("lr", "loguniform", low=LR_RANGE[0], high=LR_RANGE[1], log=True),))
 
 
@@ -108,9 +108,9 @@ def compare_with_fixed(seed: int, root, *, population: int = 8, interval: int = 
     """
     import math
 
-    from .pbt import PbtPolicy
-    from .pbt_config import PbtSettings
-    from .pbt_runner import run_segment
+    from ..hpo.pbt.policy import PbtPolicy
+    from ..hpo.pbt.config import PbtSettings
+    from ..hpo.pbt.runner import run_segment
     from .pbt_sim import simulate
 
     space = toy_space()
@@ -130,14 +130,14 @@ def compare_with_fixed(seed: int, root, *, population: int = 8, interval: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hpcopt.hpo.pbt_toy OUT_DIR [N_SEEDS]``: the comparison table and the
+    """``python -m hpcopt.toys.pbt_toy OUT_DIR [N_SEEDS]``: the comparison table and the
     lineage figure of seed 0 (OUT_DIR/pbt_lineage.png)."""
     import sys
     import tempfile
     from pathlib import Path
 
-    from .pbt_lineage import lineage_rows
-    from .pbt_plot import plot_lineage
+    from ..hpo.pbt.lineage import lineage_rows
+    from ..hpo.pbt.plot import plot_lineage
 
     args = sys.argv[1:] if argv is None else argv
     out = Path(args[0] if args else ".")

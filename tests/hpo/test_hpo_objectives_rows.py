@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hpo_helpers import drive, settings, space_from
 
-from hpcopt.hpo import objectives as obj
+from hpcopt.toys import objectives as obj
 from hpcopt.hpo.objective import PythonRunner
 from hpcopt.hpo.policy import HpoPolicy, record_from_frozen
 from hpcopt.hpo.rows import BASE_FIELDS, params_from_row, trial_row, trial_row_fields

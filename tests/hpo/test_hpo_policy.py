@@ -9,7 +9,7 @@ from hpo_helpers import BRANIN_SPACE, drive, settings, space_from
 from hpcopt.errors import ResultFileError
 from hpcopt.hpo.config import StorageSpec
 from hpcopt.hpo.objective import PythonRunner
-from hpcopt.hpo.objectives import BRANIN_MIN, branin
+from hpcopt.toys.objectives import BRANIN_MIN, branin
 from hpcopt.hpo.policy import A_OVER, HpoPolicy
 from hpcopt.hpo.trials import TrialOutcome
 

@@ -10,7 +10,7 @@ from hpo_helpers import BRANIN_SPACE, drive, settings, space_from
 
 from hpcopt.hpo.config import StorageSpec
 from hpcopt.hpo.objective import PythonRunner
-from hpcopt.hpo.objectives import branin
+from hpcopt.toys.objectives import branin
 from hpcopt.hpo.policy import A_INTERRUPTED, HpoPolicy
 from hpcopt.hpo.storage import LinkLock, SafeJournalFileBackend, open_storage
 from hpcopt.hpo.trials import TrialOutcome

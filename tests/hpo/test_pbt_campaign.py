@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from hpcopt.hpo.command import prepare
-from hpcopt.hpo.pbt import lineage_dtype
-from hpcopt.hpo.pbt_campaign import run_pbt
-from hpcopt.hpo.pbt_plot import FIGURES as PBT_FIGURES
-from hpcopt.hpo.pbt_plot import is_pbt_table, plot_lineage_file, read_lineage
+from hpcopt.hpo.pbt.lineage import lineage_dtype
+from hpcopt.hpo.pbt.campaign import run_pbt
+from hpcopt.hpo.pbt.plot import FIGURES as PBT_FIGURES
+from hpcopt.hpo.pbt.plot import is_pbt_table, plot_lineage_file, read_lineage
 from hpcopt.mpi import runtime
 from hpcopt.report.plots import PlotContext
 from hpcopt.report.summary import contract_json, summarize_file
@@ -38,7 +38,7 @@ path = "pbt.h5"
 STOPPER = """
 import signal
 from hpcopt.mpi import runtime
-from hpcopt.hpo.pbt_toy import annealing
+from hpcopt.toys.pbt_toy import annealing
 
 CALLS = [0]
 
@@ -59,7 +59,7 @@ def no_stop():
     runtime.reset_stop()
 
 
-def write(tmp_path, function="hpcopt.hpo.pbt_toy:annealing"):
+def write(tmp_path, function="hpcopt.toys.pbt_toy:annealing"):
     path = tmp_path / "pbt.toml"
     path.write_text(CONFIG.format(function=function))
     return path
@@ -133,8 +133,8 @@ def test_stop_then_resume_continues_every_member(tmp_path):
 def test_source_and_evaluator_speak_the_farm_protocol(tmp_path):
     from hpcopt.farm import run_task
     from hpcopt.hpo.command import TRANSPORT_DTYPE
-    from hpcopt.hpo.pbt import PbtPolicy
-    from hpcopt.hpo.pbt_campaign import PbtEvaluator, PbtSource
+    from hpcopt.hpo.pbt.policy import PbtPolicy
+    from hpcopt.hpo.pbt.campaign import PbtEvaluator, PbtSource
     plan = prepare(write(tmp_path), None, resume=False, force=False)
     policy = PbtPolicy.from_config(plan.hpo, seed=0, output_path=plan.output.path)
     written = []

@@ -7,12 +7,12 @@ import pytest
 
 from hpcopt.errors import ConfigError
 from hpcopt.hpo.config import parse_hpo_config
-from hpcopt.hpo.pbt_config import PbtSettings
+from hpcopt.hpo.pbt.config import PbtSettings
 from hpcopt.tomlread import Table
 
 REST = """
 [objective]
-function = "hpcopt.hpo.pbt_toy:annealing"
+function = "hpcopt.toys.pbt_toy:annealing"
 [space]
 lr = { type = "loguniform", low = 1e-3, high = 1.5 }
 """

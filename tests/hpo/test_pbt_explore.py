@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from hpcopt.hpo.pbt_explore import (clip_value, explore, perturb_value, sample_params,
+from hpcopt.hpo.pbt.explore import (clip_value, explore, perturb_value, sample_params,
                                     sample_value)
 from hpo_helpers import space_from
 

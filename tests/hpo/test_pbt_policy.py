@@ -11,11 +11,12 @@ import pytest
 
 from hpcopt.errors import DataError
 from hpcopt.hpo.command import table_dtype
-from hpcopt.hpo.pbt import PBT_FIELDS, PbtPolicy, SegmentOutcome, lineage_dtype, lineage_rows
-from hpcopt.hpo.pbt_config import PbtSettings
-from hpcopt.hpo.pbt_runner import run_segment
-from hpcopt.hpo.pbt_sim import simulate
-from hpcopt.hpo.pbt_toy import annealing
+from hpcopt.hpo.pbt.lineage import PBT_FIELDS, SegmentOutcome, lineage_dtype, lineage_rows
+from hpcopt.hpo.pbt.policy import PbtPolicy
+from hpcopt.hpo.pbt.config import PbtSettings
+from hpcopt.hpo.pbt.runner import run_segment
+from hpcopt.toys.pbt_sim import simulate
+from hpcopt.toys.pbt_toy import annealing
 from hpcopt.store import schema
 from hpo_helpers import space_from
 

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from hpcopt.hpo.pbt import SegmentOutcome, SegmentSpec
-from hpcopt.hpo.pbt_runner import (STATE_FILE, check_pbt_objective, load_pbt_objective,
+from hpcopt.hpo.pbt.lineage import SegmentOutcome, SegmentSpec
+from hpcopt.hpo.pbt.runner import (STATE_FILE, check_pbt_objective, load_pbt_objective,
                                    run_segment)
 
 
@@ -122,9 +122,9 @@ def test_signature_check():
 def test_load_pbt_objective_gives_config_errors(tmp_path):
     from hpcopt.errors import ConfigError
     from types import SimpleNamespace
-    cfg = SimpleNamespace(objective=SimpleNamespace(function="hpcopt.hpo.objectives:branin"),
+    cfg = SimpleNamespace(objective=SimpleNamespace(function="hpcopt.toys.objectives:branin"),
                           source="pbt.toml", base_dir=tmp_path)
     with pytest.raises(ConfigError, match="objective.function"):
         load_pbt_objective(cfg)
-    cfg.objective.function = "hpcopt.hpo.pbt_toy:annealing"
+    cfg.objective.function = "hpcopt.toys.pbt_toy:annealing"
     assert callable(load_pbt_objective(cfg))

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from hpcopt.hpo import pbt_toy
-from hpcopt.hpo.pbt import lineage_rows
-from hpcopt.hpo.pbt_plot import plot_lineage
+from hpcopt.toys import pbt_toy
+from hpcopt.hpo.pbt.lineage import lineage_rows
+from hpcopt.hpo.pbt.plot import plot_lineage
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -21,10 +21,10 @@ def test_the_toy_needs_a_schedule():
 
 
 def test_no_exploit_population_is_the_fixed_population(tmp_path):
-    from hpcopt.hpo.pbt import PbtPolicy
-    from hpcopt.hpo.pbt_config import PbtSettings
-    from hpcopt.hpo.pbt_runner import run_segment
-    from hpcopt.hpo.pbt_sim import simulate
+    from hpcopt.hpo.pbt.policy import PbtPolicy
+    from hpcopt.hpo.pbt.config import PbtSettings
+    from hpcopt.hpo.pbt.runner import run_segment
+    from hpcopt.toys.pbt_sim import simulate
     s = PbtSettings(population=8, perturbation_interval=5, max_steps=50, quantile_fraction=0.0)
     policy = PbtPolicy(s, pbt_toy.toy_space(), root=tmp_path, seed=0)
     initial = [m.params["lr"] for m in policy.members]

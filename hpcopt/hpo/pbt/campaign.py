@@ -20,15 +20,15 @@ from typing import Callable
 
 import numpy as np
 
-from ..farm import FarmOptions, Outcome, Task, run_dynamic
-from ..mpi.runtime import World, stop_requested, stop_signal_name
-from ..progress import Progress
-from ..resources import apply_on_workers
-from ..store import schema
-from ..store.resultfile import FlushClock, ResultStore, TableSpec
-from .pbt import PbtPolicy
-from .pbt_lineage import SegmentOutcome, SegmentRecord, lineage_dtype, lineage_rows
-from .pbt_runner import make_pbt_runner
+from ...farm import FarmOptions, Outcome, Task, run_dynamic
+from ...mpi.runtime import World, stop_requested, stop_signal_name
+from ...progress import Progress
+from ...resources import apply_on_workers
+from ...store import schema
+from ...store.resultfile import FlushClock, ResultStore, TableSpec
+from .policy import PbtPolicy
+from .lineage import SegmentOutcome, SegmentRecord, lineage_dtype, lineage_rows
+from .runner import make_pbt_runner
 
 TABLE = schema.MAIN_TABLE["hpo"]
 
@@ -162,7 +162,7 @@ def run_pbt(world: World, plan, *, resume: bool, quiet: bool = False) -> dict:
             store.flush()
 
         source = PbtSource(policy, write_rows, progress)
-    from .command import TRANSPORT_DTYPE, make_evaluator   # command.py imports us lazily
+    from ..command import TRANSPORT_DTYPE, make_evaluator   # command.py imports us lazily
     apply_on_workers(world, plan.resources)
     evaluator = make_evaluator(plan, world)
     options = FarmOptions(chunk_size=1, max_retries=0, task_timeout=None, prefetch=False)

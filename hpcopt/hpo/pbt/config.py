@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..tomlread import Table
+from ...tomlread import Table
 
 #: [hpo] keys that only the Optuna scheduler reads: an error with scheduler = "pbt"
 OPTUNA_ONLY_KEYS = ("sampler", "pruner", "n_trials", "deterministic", "study_name", "storage",

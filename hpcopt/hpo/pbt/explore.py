@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .space import Param, SearchSpace, _same
+from ..space import Param, SearchSpace, _same
 
 
 def is_active(space: SearchSpace, p: Param, values: dict[str, Any]) -> bool:

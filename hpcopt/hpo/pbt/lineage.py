@@ -20,10 +20,10 @@ from typing import Any, Iterable
 import h5py
 import numpy as np
 
-from ..store import schema
-from .rows import trial_row, trial_row_fields
-from .space import SearchSpace
-from .trials import TrialRecord
+from ...store import schema
+from ..rows import trial_row, trial_row_fields
+from ..space import SearchSpace
+from ..trials import TrialRecord
 
 SEGMENT_STATES = ("complete", "failed")
 

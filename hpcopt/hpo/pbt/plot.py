@@ -23,8 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..store import schema
-from .rows import PARAM_COLUMN_PREFIX
+from ...store import schema
+from ..rows import PARAM_COLUMN_PREFIX
 
 MAX_PARAM_PANELS = 4
 

@@ -42,14 +42,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import seeding
-from ..errors import DataError
-from ..store import schema
-from .pbt_config import PbtSettings
-from .pbt_explore import explore, sample_params
-from .pbt_lineage import (PBT_FIELDS, SegmentOutcome, SegmentRecord, SegmentSpec,
+from ... import seeding
+from ...errors import DataError
+from ...store import schema
+from .config import PbtSettings
+from .explore import explore, sample_params
+from .lineage import (PBT_FIELDS, SegmentOutcome, SegmentRecord, SegmentSpec,
                           lineage_dtype, lineage_rows)
-from .space import SearchSpace
+from ..space import SearchSpace
 
 __all__ = ["PbtPolicy", "pbt_stream", "PBT_DOMAIN", "SegmentSpec", "SegmentOutcome",
            "SegmentRecord", "PBT_FIELDS", "lineage_dtype", "lineage_rows"]

@@ -29,11 +29,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..timelimit import time_limit
-from .objective import (Reporter, TrialTimeout, format_error, load_objective,
+from ...timelimit import time_limit
+from ..objective import (Reporter, TrialTimeout, format_error, load_objective,
                         parse_result)
-from .pbt_lineage import SegmentOutcome, SegmentSpec
-from .trials import ReportFn
+from .lineage import SegmentOutcome, SegmentSpec
+from ..trials import ReportFn
 
 #: the file ctx.save()/ctx.load() use inside a checkpoint folder
 STATE_FILE = "state.npz"
