@@ -74,27 +74,27 @@ def _costly_text(rounds: int) -> str:
 def driver(out_dir: Path, argv: list[str]) -> int:
     """Run the hpcopt CLI; each rank writes timing.<rank>.json (advance/exchange/sample
     seconds, rounds, replicas owned, loop elapsed)."""
-    from hpcopt.temper import command
+    from hpcopt.temper import runner
     kept: dict = {}
 
-    class TimedCampaign(command.TemperCampaign):
+    class TimedCampaign(runner.TemperCampaign):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             kept["campaign"] = self
 
-    original_run = command.run
+    original_run = runner.run_temper
 
-    def timed_run(world, plan, **kwargs):
-        summary = original_run(world, plan, **kwargs)
-        camp = kept["campaign"]
+    def timed_run(session):
+        outcome = original_run(session)
+        camp, world = kept["campaign"], session.world
         data = dict(camp.timings, rank=world.rank, size=world.size, owned=len(camp.replicas),
-                    elapsed=summary["elapsed"])
+                    elapsed=session.elapsed())
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"timing.{world.rank}.json").write_text(json.dumps(data))
-        return summary
+        return outcome
 
-    command.TemperCampaign = TimedCampaign
-    command.run = timed_run
+    runner.TemperCampaign = TimedCampaign
+    runner.run_temper = timed_run
     from hpcopt.cli import main
     return main(argv)
 

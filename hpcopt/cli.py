@@ -1,10 +1,13 @@
-"""Command-line parsing only: each command calls one run function (DESIGN.md contract)."""
+"""Command-line parsing only: each command calls one run function (docs/cli.md).
+
+The campaign subcommands come from the registry of campaign kinds
+(hpcopt.campaign.registry); launching under mpiexec for `-n` is hpcopt.launch.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -15,22 +18,31 @@ EPILOG = """exit status: 0 done, 2 bad command line/config/data, 3 interrupted b
 (results saved: continue with --resume), 1 any other error (after every rank stopped).
 Docs: docs/<command>.md in the hpcopt repository."""
 
+#: arguments every campaign subcommand has (the rest are its kinds' options)
+CAMPAIGN_ARGS = ("command", "config", "output", "resume", "force", "quiet", "verbose", "np")
+NP_HELP = ("re-launch under the bundled mpiexec with N ranks ('auto': what `hpcopt info` "
+           "suggests); refused inside SLURM (use srun)")
+
 
 def _campaign_parser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG)
     p.add_argument("config", type=Path, help="TOML config file")
-    p.add_argument("-o", "--output", help="result file (default: [output] path of the config)")
+    p.add_argument("-o", "--output", help="result file (default: [output] path of the config); "
+                                          "its companion files (log, lock, HPO journal, trial "
+                                          "folders, checkpoints) go next to it")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true",
                    help="continue the campaign in the existing result file; never repeats a "
-                        "completed task")
+                        "completed task; a larger budget (samples, rounds, n_trials) extends it")
     g.add_argument("--force", action="store_true", help="overwrite an existing result file")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
     p.add_argument("-v", "--verbose", action="store_true", help="debug messages (all ranks)")
+    p.add_argument("-n", "--np", dest="np", metavar="N", default=argparse.SUPPRESS, help=NP_HELP)
     return p
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .campaign.registry import commands
     parser = argparse.ArgumentParser(
         prog="hpcopt",
         description="One MPI program for scientific optimization campaigns: chi-squared "
@@ -38,23 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "under mpiexec/mpirun, or under srun.",
         epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"hpcopt {__version__}")
-    parser.add_argument("-n", "--np", dest="np", metavar="N",
-                        help="re-launch under the bundled mpiexec with N ranks ('auto': what "
-                             "`hpcopt info` suggests); refused inside SLURM (use srun)")
+    parser.add_argument("-n", "--np", dest="np", metavar="N", help=NP_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     p = sub.add_parser("info", help="MPI, HDF5, numba, CPUs, SLURM variables and a suggestion")
     p.add_argument("--json", action="store_true", help="one JSON object")
 
-    p = _campaign_parser(sub, "sweep", "multi-start chi-squared fitting over a parameter "
-                                       "grid/sample (or any objective)")
-    p.add_argument("--parameter-ranges", metavar="SPEC",
-                   help='override [parameters]: "name:min:max:points,..." '
-                        '(e.g. "D0:1e-12:1e-10:10,alpha:0.5:2.0:5")')
-    _campaign_parser(sub, "temper", "parallel tempering (replica exchange) campaign")
-    _campaign_parser(sub, "hpo", "asynchronous hyperparameter optimization (Optuna samplers "
-                                 "and pruners)")
+    for command, kinds in commands().items():
+        p = _campaign_parser(sub, command, kinds[0].help)
+        kinds[0].add_arguments(p)     # kinds that share a subcommand share its options
 
     p = sub.add_parser("report", help="summary, best result, plots, CSV/JSON export of a "
                                       "result file")
@@ -72,6 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the batch script, submit nothing")
     p.add_argument("-o", "--output", help="result file (default: [output] path of the config)")
 
+    p = sub.add_parser("warmstart", help="fill and inspect a warm-start fit history")
+    ws = p.add_subparsers(dest="action", metavar="ACTION")
+    ws.required = True
+    add = ws.add_parser("add", help="add the best fits of finished sweep result files")
+    add.add_argument("history")
+    add.add_argument("results", nargs="+")
+    from .warmstart.command import parse_condition
+    add.add_argument("--condition", action="append", type=parse_condition, default=[],
+                     metavar="NAME=VALUE", help="a condition for every file (overrides theirs)")
+    show = ws.add_parser("show", help="list the recorded fits")
+    show.add_argument("history")
+    show.add_argument("--model", default=None)
+    show.add_argument("--json", action="store_true")
+
     p = sub.add_parser("demo", help="the README's main job: an XPCS fit on bundled data")
     p.add_argument("-o", "--output", default="hpcopt-demo.h5",
                    help="result file (default: ./hpcopt-demo.h5, overwritten)")
@@ -87,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: 2 on bad usage, 0 for --help
         return int(exc.code or 0)
     try:
-        if args.np is not None:
+        if getattr(args, "np", None) is not None:
+            from .launch import relaunch
             return relaunch(args.np, argv)
         return dispatch(args)
     except UsageError as exc:
@@ -103,19 +123,6 @@ def dispatch(args) -> int:
     if cmd == "info":
         from .info import run_info
         return run_info(args.json)
-    if cmd == "sweep":
-        from .sweep import engine
-        req = engine.SweepRequest(args.config, args.output, args.resume, args.force,
-                                  args.parameter_ranges)
-        return _campaign(engine, lambda: engine.prepare(req), args)
-    if cmd == "temper":
-        from .temper import command
-        return _campaign(command, lambda: command.prepare(args.config, args.output, args.resume,
-                                                          args.force), args)
-    if cmd == "hpo":
-        from .hpo import command
-        return _campaign(command, lambda: command.prepare(args.config, args.output, args.resume,
-                                                          args.force), args)
     if cmd == "report":
         from .report.command import run_report
         return run_report(args.file, as_json=args.json, plots=args.plots, export=args.export,
@@ -123,70 +130,16 @@ def dispatch(args) -> int:
     if cmd == "submit":
         from .slurm import submit
         return submit(args.config, args.template, dry_run=args.dry_run, output=args.output)
+    if cmd == "warmstart":
+        from .warmstart import command as ws
+        if args.action == "add":
+            return ws.run_add(args.history, args.results, dict(args.condition))
+        return ws.run_show(args.history, args.model, args.json)
     if cmd == "demo":
         from .toys.demo import run_demo
         return run_demo(args.output, quiet=args.quiet)
-    raise AssertionError(cmd)
-
-
-def _campaign(module, prepare, args) -> int:
-    from .campaign import run_campaign
-    resume = args.resume
-    return run_campaign(args.command, prepare=prepare,
-                        run=lambda world, cfg: module.run(world, cfg, resume=resume,
-                                                          quiet=args.quiet),
-                        format_summary=module.format_summary, quiet=args.quiet,
-                        verbose=args.verbose)
-
-
-def find_mpiexec() -> str:
-    """The mpiexec next to this Python (the venv's MPICH), else the one on PATH."""
-    here = Path(sys.executable).parent / "mpiexec"
-    if here.exists():
-        return str(here)
-    found = shutil.which("mpiexec")
-    if not found:
-        raise UsageError("no mpiexec found next to this Python or on PATH")
-    return found
-
-
-def relaunch(np_text: str, argv: list[str]) -> int:
-    """`hpcopt -n N COMMAND ...`: exec the bundled mpiexec with N ranks of this program."""
-    if os.environ.get("SLURM_JOB_ID"):
-        raise UsageError("-n is for laptops and workstations; inside a SLURM allocation use "
-                         "`srun hpcopt ...` (srun starts the ranks)")
-    if os.environ.get("PMI_RANK") or os.environ.get("OMPI_COMM_WORLD_SIZE") or \
-            os.environ.get("PMI_SIZE"):
-        raise UsageError("-n given, but hpcopt already runs under an MPI launcher")
-    if np_text == "auto":
-        from .info import suggest
-        n = suggest()["ranks"]
-    else:
-        try:
-            n = int(np_text)
-        except ValueError:
-            raise UsageError(f"-n expects a number of ranks or 'auto', got {np_text!r}") from None
-        if n < 1:
-            raise UsageError(f"-n expects at least 1 rank, got {n}")
-    rest = _strip_np(argv)
-    cmd = [find_mpiexec(), "-n", str(n), sys.executable, "-m", "hpcopt", *rest]
-    sys.stdout.flush()
-    os.execv(cmd[0], cmd)
-    return 0  # not reached
-
-
-def _strip_np(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for i, a in enumerate(argv):
-        if skip:
-            skip = False
-            continue
-        if a in ("-n", "--np"):
-            skip = True
-            continue
-        if a.startswith("--np="):
-            continue
-        if a.startswith("-n") and len(a) > 2 and a[2:].isdigit():
-            continue
-        out.append(a)
-    return out
+    from .campaign.contract import CampaignRequest
+    from .campaign.lifecycle import run_campaign
+    options = {k: v for k, v in vars(args).items() if k not in CAMPAIGN_ARGS}
+    return run_campaign(CampaignRequest(cmd, args.config, args.output, args.resume, args.force,
+                                        args.quiet, args.verbose, options))

@@ -19,7 +19,7 @@ class Progress:
     """
 
     def __init__(self, total: int, *, label: str, quiet: bool = False,
-                 interval: float | None = None, done: int = 0):
+                 interval: float | None = None, done: int = 0, unit: str = "task"):
         self.total, self.done, self.label = total, done, label
         self.best = math.inf
         self.quiet = quiet
@@ -32,7 +32,7 @@ class Progress:
         self.bar = None
         if not quiet and sys.stderr.isatty():
             from tqdm import tqdm
-            self.bar = tqdm(total=total, initial=done, desc=label, unit="task",
+            self.bar = tqdm(total=total, initial=done, desc=label, unit=unit,
                             dynamic_ncols=True, leave=False)
 
     def update(self, n: int = 1, best: float | None = None) -> None:

@@ -143,14 +143,8 @@ def _jsonable(value: Any):
 # the child
 
 def _child_evaluator(spec: dict):
-    kind = spec["kind"]
-    if kind == "sweep":
-        from .sweep.engine import sandbox_evaluator
-    elif kind == "hpo":
-        from .hpo.command import sandbox_evaluator
-    else:
-        raise ValueError(f"unknown campaign kind {kind!r}")
-    return sandbox_evaluator(spec)
+    from .campaign.registry import get
+    return get(spec["kind"]).sandbox_evaluator(spec)
 
 
 def child_main() -> int:

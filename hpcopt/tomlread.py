@@ -36,10 +36,15 @@ def load_toml(path: str | Path) -> tuple[dict, str]:
         raise ConfigError("config file not found", source=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file: {exc}", source=str(path)) from None
+    return parse_toml_text(text, str(path)), text
+
+
+def parse_toml_text(text: str, source: str) -> dict:
+    """Parse TOML text; errors name `source` (exit 2)."""
     try:
-        return tomllib.loads(text), text
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", source=str(path)) from None
+        raise ConfigError(f"invalid TOML: {exc}", source=source) from None
 
 
 def _type_name(value: Any) -> str:

@@ -359,23 +359,16 @@ def _vm_bytes() -> int:
     return 0
 
 
-def _prepare_sweep(config: Path, output=None, resume=False, force=False, parameter_ranges=None):
-    from hpcopt.sweep import engine
-    return engine.prepare(engine.SweepRequest(config, output, resume, force, parameter_ranges))
+def _prepare(command: str) -> Callable:
+    def prepare(config: Path, output=None, resume=False, force=False, **options):
+        from hpcopt.campaign.contract import CampaignRequest
+        from hpcopt.campaign.lifecycle import prepare as lifecycle_prepare
+        return lifecycle_prepare(CampaignRequest(command, config, output, resume, force,
+                                                 options=options))
+    return prepare
 
 
-def _prepare_temper(config: Path, output=None, resume=False, force=False):
-    from hpcopt.temper import command
-    return command.prepare(config, output, resume, force)
-
-
-def _prepare_hpo(config: Path, output=None, resume=False, force=False):
-    from hpcopt.hpo import command
-    return command.prepare(config, output, resume, force)
-
-
-PREPARE: dict[str, Callable] = {"sweep": _prepare_sweep, "temper": _prepare_temper,
-                                "hpo": _prepare_hpo}
+PREPARE: dict[str, Callable] = {kind: _prepare(kind) for kind in ("sweep", "temper", "hpo")}
 
 # ConfigErrors that are about the whole file, so they name no key
 _WHOLE_FILE = ("invalid TOML", "cannot read config file", "config file not found")

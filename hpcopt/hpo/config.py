@@ -209,19 +209,26 @@ def _pruner_value(t: Table, name: str) -> Any:
 def _parse_storage(t: Table, base_dir: Path, out: Path | None) -> StorageSpec:
     default = str(out.with_name(out.name + ".journal")) if out is not None else "memory"
     text = t.str("storage", default)
+    try:
+        return storage_spec(text, base_dir)
+    except ValueError as exc:
+        raise t.error(str(exc), "storage") from None
+
+
+def storage_spec(text: str, base_dir: Path) -> StorageSpec:
+    """A storage named as in ``[hpo] storage`` or ``--storage``: "memory", a database URL,
+    or a journal file path (relative to `base_dir`). Raises ValueError."""
     if text == "memory":
         return StorageSpec("memory")
     if "://" in text:
         scheme = text.split("://", 1)[0]
         if not scheme.replace("+", "").replace("_", "").isalnum():
-            raise t.error(f"not a database URL: {text!r}", "storage")
+            raise ValueError(f"not a database URL: {text!r}")
         return StorageSpec("rdb", text)
     if not text:
-        raise t.error("expected a journal file path, a database URL or 'memory'", "storage")
-    path = Path(text)
+        raise ValueError("expected a journal file path, a database URL or 'memory'")
+    path = Path(text).expanduser()
     return StorageSpec("journal", str(path if path.is_absolute() else base_dir / path))
-
-
 
 
 def _parse_objective(t: Table, base_dir: Path, out: Path | None,

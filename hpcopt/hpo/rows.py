@@ -13,30 +13,14 @@ import json
 import math
 from typing import Any
 
+from ..store.dtypes import TRIAL_FIELDS
 from .space import SearchSpace
 from .trials import STATES, TrialRecord
 
 PARAM_COLUMN_PREFIX = "p_"
 
-# (name, kind, meaning): fixed columns, in order; task_id first (DESIGN.md)
-BASE_FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("task_id", "int", "trial number (unique in the study)"),
-    ("state", "str", "complete | pruned | failed"),
-    ("value", "float", "objective value; last reported value when pruned; NaN when failed"),
-    ("params_json", "str", "real parameter values as a JSON object (lists stay lists)"),
-    ("attempt", "int", "0 for a first run, k for the k-th retry"),
-    ("retry_of", "int", "number of the first attempt, -1 for a first run"),
-    ("retried", "int", "1 when this failed trial was queued again"),
-    ("error", "str", "failed trials: the error message (empty otherwise)"),
-    ("rank", "int", "MPI rank that ran the trial (-1 unknown)"),
-    ("worker", "str", "rank and host, as the campaign names them"),
-    ("started", "float", "unix time the trial started on the worker"),
-    ("duration", "float", "wall seconds on the worker"),
-    ("n_steps", "int", "number of intermediate values reported"),
-    ("last_step", "int", "last reported step, -1 when none"),
-    ("intermediate_json", "str", "JSON list of [step, value] pairs"),
-    ("info_json", "str", "extra JSON the objective returned"),
-)
+# (name, kind, meaning) of the fixed columns, in order; task_id first
+BASE_FIELDS = TRIAL_FIELDS
 
 
 def trial_row_fields(space: SearchSpace) -> list[tuple[str, str]]:

@@ -272,3 +272,54 @@ def check_storage(spec, source: str) -> None:
             make_url(spec.location).get_dialect()
         except Exception as exc:  # noqa: BLE001 - any parse/dialect error is the user's URL
             raise bad(f"not a usable database URL ({type(exc).__name__}: {exc})") from None
+
+
+def _load_study(spec, study_name: str):
+    """The study `study_name` in the storage `spec`, or None (no storage file, no study)."""
+    import optuna
+    if spec.kind == "memory" or (spec.kind == "journal" and not Path(spec.location).exists()):
+        return None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.load_study(study_name=study_name, storage=open_storage(spec))
+    except KeyError:
+        return None
+
+
+def existing_trials(spec, study_name: str) -> int:
+    """How many trials the study already has (0 when it or its storage does not exist)."""
+    study = _load_study(spec, study_name)
+    return 0 if study is None else len(study.get_trials(deepcopy=False))
+
+
+def study_problem(spec, study_name: str, result_path) -> str | None:
+    """Why the result file `result_path` cannot continue `study_name` in `spec` (None if it
+    can): the storage or the study is missing, or the study does not hold the file's trials
+    (it was replaced or belongs to another campaign). Resuming then would start over."""
+    import h5py
+    import numpy as np
+    if spec.kind == "memory":
+        return ("the study was kept in memory and is gone; set [hpo] storage to a journal "
+                "file or a database to resume")
+    study = _load_study(spec, study_name)
+    if study is None:
+        return (f"study {study_name!r} is not in {spec.location} (the storage was deleted, "
+                "moved or never written); start a new campaign instead (another -o path, or "
+                "--force)")
+    with h5py.File(result_path, "r", locking=False) as f:
+        table = f["trials"]
+        status = table.fields("status")[:]
+        ids = table.fields("task_id")[:][status != 0]
+        recorded = table.attrs.get("study_name")
+    if isinstance(recorded, bytes):
+        recorded = recorded.decode()
+    if isinstance(recorded, str) and recorded != study_name:
+        return (f"the result file belongs to study {recorded!r}, the config names "
+                f"{study_name!r}")
+    numbers = {t.number for t in study.get_trials(deepcopy=False)}
+    missing = sorted(set(np.asarray(ids).tolist()) - numbers)
+    if missing:
+        return (f"study {study_name!r} in {spec.location} does not hold trials "
+                f"{missing[:5]}{'...' if len(missing) > 5 else ''} of the result file: it was "
+                "replaced or belongs to another campaign")
+    return None

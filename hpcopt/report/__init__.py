@@ -4,12 +4,18 @@
     r = load("study.h5")
     r.table("trials"), r.params(), r.best, r.export("out/"), r.plots("plots/")
 
-Importing this package imports neither MPI nor matplotlib nor Optuna.
+Importing this package imports neither MPI nor matplotlib nor Optuna, and nothing of its
+modules until a name below is used (so campaign code can import report helpers freely).
 """
 
-from .api import Result, load
-from .export import export_all
-from .plots import plot_all
-from .summary import summarize_file
+from importlib import import_module
 
-__all__ = ["load", "Result", "export_all", "plot_all", "summarize_file"]
+_NAMES = {"load": ".api", "Result": ".api", "export_all": ".export", "plot_all": ".plots",
+          "summarize_file": ".summary"}
+__all__ = list(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        return getattr(import_module(_NAMES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,6 @@ campaign may still be writing it; :meth:`Result.reload` refreshes the status and
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from ..store import schema
 from . import tables as _tables
+from .loaded import open_loaded
 
 PANDAS_MISSING = ("Result.frame() needs pandas, which is not installed (pip install pandas); "
                   "Result.table() returns the same rows as a numpy structured array")
@@ -36,7 +36,8 @@ def load(path: str | Path) -> "Result":
 class Result:
     """Metadata of a result file, read at load time; tables are read on demand.
 
-    Attributes: ``path``, ``kind`` ("sweep" | "temper" | "hpo"), ``status``
+    Attributes: ``path``, ``kind`` ("sweep" | "temper" | "hpo"), ``campaign`` (the kind
+    as registered: also "pbt"), ``status``
     ("running" | "complete" | "interrupted"), ``attrs`` (root attributes, JSON text
     decoded), ``config`` (the TOML text of the campaign), ``best`` (dict with
     ``params`` and ``objective``, plus ``stderr`` etc. where the file has them; None
@@ -49,16 +50,16 @@ class Result:
 
     def reload(self) -> "Result":
         """Re-read status, attributes and best (for a file that is still being written)."""
-        from .summary import best_of
-        with _tables.reading(self.path) as f:
-            self.attrs: dict[str, Any] = _tables.attrs_of(f)
-            self.kind: str = self.attrs[schema.ATTR_KIND]
+        with open_loaded(self.path) as r:
+            self.attrs: dict[str, Any] = r.attrs
+            self.kind: str = r.family
+            self.campaign: str = r.kind
             self.status: str = self.attrs.get(schema.ATTR_STATUS, "")
             self.config: str = self.attrs.get(schema.ATTR_CONFIG, "")
-            self.tables: tuple[str, ...] = tuple(_tables.table_names(f))
-            self._table_attrs = {n: _tables.attrs_of(f[n]) for n in self.tables}
-            self.best: dict | None = best_of(f, self.kind)
-        self.main_table: str = schema.MAIN_TABLE[self.kind]
+            self.tables: tuple[str, ...] = r.tables
+            self._table_attrs = {n: r.table_attrs(n) for n in self.tables}
+            self.best: dict | None = r.hooks.best(r)
+            self.main_table: str = r.main_table
         return self
 
     def __repr__(self) -> str:
@@ -99,16 +100,8 @@ class Result:
         parameters (numeric ones as float, NaN when inactive; others as Python objects);
         temper (continuous problems): the stored T_min samples with ``energy``.
         """
-        if self.kind == "sweep":
-            names = self._table_attrs["tasks"].get("param_names", [])
-            return sweep_params(self.table("tasks"), names, start=start)
-        if self.kind == "hpo":
-            return hpo_params(self.table("trials"))
-        names = self._table_attrs.get("samples", {}).get("param_names") or []
-        if not names:
-            raise ValueError(f"{self.path}: this tempering problem's states are not named "
-                             "parameters (e.g. Ising spins); use table('samples')['state']")
-        return temper_params(self.table("samples"), names)
+        with open_loaded(self.path) as r:
+            return r.hooks.params(r, start=start)
 
     # -- conveniences --------------------------------------------------------------------------
     def summary(self, top: int = 10) -> dict:
@@ -139,46 +132,3 @@ def _import_pandas():
 def to_frame(rows: np.ndarray, pandas_module) -> Any:
     """Structured rows -> ``pandas_module.DataFrame`` of tables.flat_columns(rows)."""
     return pandas_module.DataFrame(_tables.flat_columns(rows))
-
-
-def _named(task_ids: np.ndarray, columns: dict[str, np.ndarray]) -> np.ndarray:
-    dtype = [("task_id", "<i8")] + [(n, c.dtype) for n, c in columns.items()]
-    out = np.zeros(len(task_ids), dtype=dtype)
-    out["task_id"] = task_ids
-    for n, c in columns.items():
-        out[n] = c
-    return out
-
-
-def sweep_params(rows: np.ndarray, names: list[str], *, start: bool = False) -> np.ndarray:
-    """task_id, one float column per parameter (x or x0), objective, chi2_reduced, status."""
-    points = rows["x0" if start else "x"]
-    cols = {n: points[:, i] for i, n in enumerate(names)}
-    cols.update(objective=rows["objective"], chi2_reduced=rows["chi2_reduced"],
-                status=rows["status"])
-    return _named(rows["task_id"], cols)
-
-
-def hpo_params(rows: np.ndarray) -> np.ndarray:
-    """task_id, one column per parameter (from params_json), objective, status."""
-    values = [json.loads(t) if t else {} for t in rows["params_json"]]
-    names: list[str] = []
-    for v in values:
-        names += [k for k in v if k not in names]
-    cols: dict[str, np.ndarray] = {}
-    for n in names:
-        col = [v.get(n) for v in values]
-        numeric = all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
-                      for x in col)
-        cols[n] = (np.array([np.nan if x is None else float(x) for x in col], dtype=np.float64)
-                   if numeric else np.array(col + [None], dtype=object)[:-1])
-    cols.update(objective=rows["objective"], status=rows["status"])
-    return _named(rows["task_id"], cols)
-
-
-def temper_params(rows: np.ndarray, names: list[str]) -> np.ndarray:
-    """task_id (round), one column per coordinate of the T_min samples, energy."""
-    state = rows["state"].reshape(len(rows), -1)
-    cols = {n: state[:, i] for i, n in enumerate(names)}
-    cols["energy"] = rows["energy"]
-    return _named(rows["task_id"], cols)

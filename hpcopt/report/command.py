@@ -1,9 +1,10 @@
 """`hpcopt report FILE [--json] [--plots DIR] [--export DIR]` (no MPI needed).
 
-The summary goes to stdout (text, or one strict JSON object with --json); the paths of
-exported files and figures follow the text summary (with --json they are added to the
-object as ``exported`` and ``plots``); notes about figures that could not be drawn go
-to stderr.
+The file is opened once; the summary, the exports and the figures read the same open
+file. The summary goes to stdout (text, or one strict JSON object with --json); the
+paths of exported files and figures follow the text summary (with --json they are added
+to the object as ``exported`` and ``plots``); notes about figures that could not be drawn
+go to stderr.
 """
 
 from __future__ import annotations
@@ -12,21 +13,24 @@ import json
 import sys
 from pathlib import Path
 
-from .summary import contract_json, format_text, summarize_file
+from .export import export_loaded
+from .loaded import open_loaded
+from .plots import plot_loaded
+from .summary import contract_json, format_text, summarize
 
 
 def run_report(path: Path, *, as_json: bool = False, plots: Path | None = None,
                export: Path | None = None, top: int = 10) -> int:
-    summary = summarize_file(path, top=top)
     exported: list[Path] = []
     figures: list[Path] = []
-    if export is not None:
-        from .export import export_all
-        exported = export_all(path, export)
-    if plots is not None:
-        from .plots import plot_all
-        figures = plot_all(path, plots, on_note=lambda text: print(f"note: {text}",
-                                                                   file=sys.stderr))
+    with open_loaded(path) as r:
+        summary = summarize(r, top=top)
+        if export is not None:
+            exported = export_loaded(r, summary, export)
+        if plots is not None:
+            figures = plot_loaded(r, plots, on_note=lambda text: print(f"note: {text}",
+                                                                       file=sys.stderr))
+        text = format_text(summary, r.hooks)
     if as_json:
         out = contract_json(summary)
         if export is not None:
@@ -35,7 +39,7 @@ def run_report(path: Path, *, as_json: bool = False, plots: Path | None = None,
             out["plots"] = [str(p) for p in figures]
         print(json.dumps(out, allow_nan=False))
         return 0
-    print(format_text(summary))
+    print(text)
     if export is not None:
         print(f"exported {len(exported)} files to {export}:")
         _list(exported)

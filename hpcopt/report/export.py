@@ -23,25 +23,30 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..store import schema
-from ..store.reader import attr_str
 from . import tables as _tables
-from .summary import finite, summarize_open
+from .hooks import Loaded
+from .text import finite
 
 
 def export_all(path: str | Path, out_dir: str | Path) -> list[Path]:
     """Write every export of the result file `path` into `out_dir`; return the paths written."""
+    from .loaded import open_loaded
+    from .summary import summarize
+    with open_loaded(path) as r:
+        return export_loaded(r, summarize(r, top=0), out_dir)
+
+
+def export_loaded(r: Loaded, summary: dict, out_dir: str | Path) -> list[Path]:
+    """The exports of an open result file whose summary is `summary`."""
     out_dir = _tables.make_dir(out_dir)
     written: list[Path] = []
-    with _tables.reading(path) as f:
-        summary = summarize_open(f, path, top=0)
-        for name in _tables.table_names(f):
-            written.append(write_csv(f, name, out_dir / f"{name}.csv"))
-        best = summary["best"] or {}
-        written.append(_write_json(out_dir / "best_config.json", best.get("params", {})))
-        written.append(_write_json(out_dir / "final_results.json", final_results(f, summary)))
-        if summary["kind"] == "hpo":
-            written += write_trials(f, out_dir / "results")
+    for name in r.tables:
+        written.append(write_csv(r.f, name, out_dir / f"{name}.csv"))
+    best = summary["best"] or {}
+    written.append(_write_json(out_dir / "best_config.json", best.get("params", {})))
+    written.append(_write_json(out_dir / "final_results.json",
+                               final_results(r, summary)))
+    written += r.hooks.exports(r, out_dir)
     return written
 
 
@@ -70,18 +75,18 @@ def _cells(col: np.ndarray) -> list:
     return col.tolist()
 
 
-def final_results(f: h5py.File, summary: dict) -> dict:
+def final_results(r: Loaded, summary: dict) -> dict:
     """The seed's final_results.json plus hpcopt's counts and provenance."""
     best = summary["best"] or {}
-    kind = summary["kind"]
     counts = summary["counts"]
     out = {
         "best_config": best.get("params", {}),
         "best_error": best.get("objective"),
         "best_value": best.get("objective"),
-        "kind": kind,
+        "kind": summary["kind"],
+        "campaign": summary["campaign"],
         "status": summary["status"],
-        "n_trials" if kind == "hpo" else "n_tasks": summary["n_tasks"],
+        **r.hooks.final_results(summary),
         "n_ok": summary["n_ok"], "n_failed": summary["n_failed"],
         "n_pruned": summary["n_pruned"], "n_pending": summary["n_pending"],
         "counts": counts,
@@ -91,58 +96,16 @@ def final_results(f: h5py.File, summary: dict) -> dict:
         "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "seed": summary["seed"],
         "world_size": summary["world_size"],
-        "config": attr_str(f, schema.ATTR_CONFIG),
+        "config": r.config_text,
     }
     for extra in ("stderr", "chi2_reduced", "task_id", "replica", "round"):
         if extra in best:
             out[f"best_{extra}"] = best[extra]
-    for section in ("sweep", "hpo", "temper"):
-        if section in summary:
-            out[section] = summary[section]
-    if kind == "hpo":
-        out["direction"] = summary["hpo"]["direction"]
+    if r.hooks.section:
+        out[r.hooks.section] = summary[r.hooks.section]
     if summary["failures"]:
         out["failures"] = summary["failures"]
     return out
-
-
-def trial_document(row: np.void) -> dict:
-    """One finished HPO trial in the seed's results/trial_<n>.json layout."""
-    params = json.loads(row["params_json"]) if row["params_json"] else {}
-    value = float(row["objective"])
-    intermediate = json.loads(row["intermediate_json"]) if row["intermediate_json"] else []
-    info = json.loads(row["info_json"]) if row["info_json"] else {}
-    state = row["state"] or schema.STATUS_BY_CODE.get(int(row["status"]), "")
-    return {
-        "trial_id": int(row["task_id"]),
-        "config": params,
-        "error": value,
-        "value": value,
-        "state": state,
-        "additional_info": {
-            "training_time": float(row["duration"]),
-            "duration": float(row["duration"]),
-            "started": float(row["started"]),
-            "rank": int(row["rank"]),
-            "worker": row["worker"],
-            "attempt": int(row["attempt"]),
-            "retry_of": int(row["retry_of"]),
-            "error_message": row["error"],
-            "n_steps": int(row["n_steps"]),
-            "intermediate_values": intermediate,
-            "info": info,
-        },
-    }
-
-
-def write_trials(f: h5py.File, results_dir: Path) -> list[Path]:
-    results_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for rows in _tables.iter_rows(f, schema.MAIN_TABLE["hpo"]):
-        for row in rows:
-            doc = trial_document(row)
-            written.append(_write_json(results_dir / f"trial_{doc['trial_id']}.json", doc))
-    return written
 
 
 def _write_json(target: Path, obj) -> Path:

@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator
 from ..store import schema
 from ..store.reader import attr_str
 from . import tables as _tables
-from .plots import PlotContext, grid_shape, hide_unused, log_if_wide, new_figure, spans_decades
+from .figures import PlotContext, grid_shape, hide_unused, log_if_wide, new_figure, spans_decades
 
 MIN_TRIALS_FOR_IMPORTANCE = 5
 MAX_LINES = 2000          # trials drawn in the parallel-coordinate and intermediate figures

@@ -11,7 +11,7 @@ from matplotlib.ticker import NullFormatter
 from ..store import schema
 from ..store.reader import attr_str
 from . import tables as _tables
-from .plots import PlotContext, grid_shape, hide_unused, log_if_wide, new_figure, spans_decades
+from .figures import PlotContext, grid_shape, hide_unused, log_if_wide, new_figure, spans_decades
 
 #: scatter plots use at most this many points (random subset, the best ones always kept)
 MAX_POINTS = 100_000

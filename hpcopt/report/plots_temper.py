@@ -9,8 +9,8 @@ from matplotlib.ticker import MaxNLocator
 
 from ..store.reader import attr_json
 from . import tables as _tables
-from .plots import PlotContext, new_figure, spans_decades
-from .summary import temper_details
+from .figures import PlotContext, new_figure, spans_decades
+from .temper_data import temper_details
 
 MAX_TRACE_REPLICAS = 12
 MAX_TRACE_POINTS = 5000      # rounds drawn per trace (evenly thinned beyond)

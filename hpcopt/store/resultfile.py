@@ -55,6 +55,11 @@ class FlushClock:
         self.last = time.monotonic()
 
 
+#: rows written per slice when filling or copying tables (bounds memory)
+SLICE_ROWS = 65536
+#: suffix of a table being extended (see ResultStore.extend_table)
+EXTENDING = ".extending"
+
 #: room kept free beyond the tables (attributes, the log file, checkpoints of small campaigns)
 MIN_FREE_BYTES = 1 << 20
 
@@ -75,14 +80,19 @@ def _attr_value(value: Any) -> Any:
     return value
 
 
-def check_existing(path: Path, *, kind: str, config_hash: str | None) -> dict:
-    """Validate a file for --resume; return its root attributes. Raises ResultFileError."""
+def check_existing(path: Path, *, kind: str, main_table: str) -> tuple[dict, dict]:
+    """Validate a file for --resume: an hpcopt result file of family `kind` (the `kind`
+    attribute) that this version can read, with its main table; return (root attributes,
+    main-table attributes). Raises ResultFileError (exit 2)."""
     if not path.exists():
         raise ResultFileError(f"{path}: --resume given but the result file does not exist")
     try:
         with h5py.File(path, "r", locking=False) as f:
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-            tables = set(f.keys())
+            table = f.get(main_table) or f.get(main_table + EXTENDING)   # resume() finishes it
+            table_attrs = ({k: (v.decode() if isinstance(v, bytes) else v)
+                            for k, v in table.attrs.items()}
+                           if isinstance(table, h5py.Dataset) else None)
     except OSError as exc:
         raise ResultFileError(f"{path}: not a readable HDF5 file ({exc}); it may be truncated "
                               "or corrupted") from None
@@ -96,13 +106,9 @@ def check_existing(path: Path, *, kind: str, config_hash: str | None) -> dict:
             f"{schema.FORMAT_VERSION}): upgrade hpcopt to resume it")
     if attrs[schema.ATTR_KIND] != kind:
         raise ResultFileError(f"{path}: holds a {attrs[schema.ATTR_KIND]!r} campaign, not {kind!r}")
-    if config_hash is not None and attrs.get(schema.ATTR_CONFIG_HASH) != config_hash:
-        raise ResultFileError(f"{path}: was written with a different config; --resume needs the "
-                              "same config (use another -o path, or --force to start over)")
-    if schema.MAIN_TABLE[kind] not in tables:
-        raise ResultFileError(f"{path}: has no '{schema.MAIN_TABLE[kind]}' table; it may be "
-                              "corrupted")
-    return attrs
+    if table_attrs is None:
+        raise ResultFileError(f"{path}: has no '{main_table}' table; it may be corrupted")
+    return attrs, table_attrs
 
 
 def directory_problem(directory: Path) -> str | None:
@@ -192,14 +198,7 @@ class ResultStore:
             for k, v in spec.attrs.items():
                 ds.attrs[k] = _attr_value(v)
             # pending rows with their task ids, written in slices to bound memory
-            step = 65536
-            lo, hi = 0, spec.n_rows
-            if self.parallel:
-                from ..partition import rank_range
-                lo, hi = rank_range(spec.n_rows, self.world.size, self.world.rank)
-            for a in range(lo, hi, step):
-                b = min(a + step, hi)
-                ds[a:b] = schema.empty_rows(spec.dtype, np.arange(a, b))
+            self._fill_pending(ds, *self._my_rows(spec.n_rows))
         for name in groups:
             f.create_group(name)
         for name, value in (arrays or {}).items():   # fixed-shape datasets overwritten in place
@@ -211,6 +210,12 @@ class ResultStore:
         self._open("r+")
         if self.file is None:
             return
+        for name in [n for n in self.file if n.endswith(EXTENDING)]:
+            table = name[:-len(EXTENDING)]    # an extension killed between its last two steps
+            if table in self.file:
+                del self.file[name]
+            else:
+                self.file.move(name, table)
         self.file.attrs[schema.ATTR_STATUS] = "running"
         self.file.attrs[schema.ATTR_WORLD] = world_size
         n = int(self.file.attrs.get("resumes", 0)) + 1
@@ -248,7 +253,7 @@ class ResultStore:
         if ids[-1] >= ds.shape[0]:       # a growable table: double it (rare, serial only)
             old = ds.shape[0]
             ds.resize((max(int(ids[-1]) + 1, 2 * old),))
-            ds[old:] = schema.empty_rows(ds.dtype, np.arange(old, ds.shape[0]))
+            self._fill_pending(ds, old, ds.shape[0])
         if ids[-1] - ids[0] + 1 == len(ids):  # one contiguous block: a single slice write
             ds[int(ids[0]):int(ids[-1]) + 1] = rows
         else:
@@ -264,6 +269,46 @@ class ResultStore:
         """Cut a growable table to its first `n_rows` rows (serial writer, at the end)."""
         if self.file is not None and self.file[table].shape[0] > n_rows:
             self.file[table].resize((n_rows,))
+
+    def extend_table(self, table: str, n_rows: int) -> None:
+        """Grow a table to `n_rows` pending rows at start-up (a campaign extended on
+        --resume; collective in parallel mode). Rows already there stay as they are.
+
+        A growable table is resized; a fixed one is copied into a new dataset that then
+        takes its name. Only metadata changes, before any row of this run is written.
+        """
+        if self.file is None or self.file[table].shape[0] >= n_rows:
+            return
+        f, ds = self.file, self.file[table]
+        old = ds.shape[0]
+        if ds.maxshape[0] is None:
+            ds.resize((n_rows,))
+            self._fill_pending(ds, old, n_rows)
+        else:
+            tmp = f"{table}{EXTENDING}"
+            new = f.create_dataset(tmp, shape=(n_rows,), dtype=ds.dtype)
+            for k, v in ds.attrs.items():
+                new.attrs[k] = v
+            lo, hi = self._my_rows(n_rows)
+            for a in range(lo, min(hi, old), SLICE_ROWS):
+                b = min(a + SLICE_ROWS, hi, old)
+                new[a:b] = ds[a:b]
+            self._fill_pending(new, max(lo, old), hi)
+            f.flush()
+            del f[table]
+            f.move(tmp, table)
+        f.flush()
+
+    def _my_rows(self, n_rows: int) -> tuple[int, int]:
+        if not self.parallel:
+            return 0, n_rows
+        from ..partition import rank_range
+        return rank_range(n_rows, self.world.size, self.world.rank)
+
+    def _fill_pending(self, ds, lo: int, hi: int) -> None:
+        for a in range(lo, hi, SLICE_ROWS):
+            b = min(a + SLICE_ROWS, hi)
+            ds[a:b] = schema.empty_rows(ds.dtype, np.arange(a, b))
 
     def write_array(self, name: str, value: np.ndarray) -> None:
         """Overwrite a dataset made by create(arrays=...) (same shape: no metadata change)."""

@@ -1,4 +1,6 @@
-"""The HDF5 result-file schema: every table dtype and attribute name, defined once.
+"""The HDF5 result-file schema: attribute names, status codes, the common columns.
+
+The table dtypes themselves are in :mod:`.dtypes`.
 
 A result file is the record, the checkpoint and the analysis input at once.
 Tables are compound datasets whose first column is ``task_id``; they are
@@ -51,17 +53,6 @@ def common_columns() -> list[tuple]:
     """Columns every task table starts with."""
     return [("task_id", "<i8"), ("status", status_dtype), ("attempts", "<i2"), ("rank", "<i4"),
             ("t_start", "<f8"), ("wall", "<f8"), ("message", f"S{MESSAGE_LEN}")]
-
-
-def sweep_dtype(n_params: int) -> np.dtype:
-    """One row per start: initial point, refined point, chi2 (or objective), evaluations."""
-    return np.dtype(common_columns() + [
-        ("x0", "<f8", (n_params,)),        # start point
-        ("x", "<f8", (n_params,)),         # refined point (x0 when [local] method = "none")
-        ("objective", "<f8"),              # chi2 of a fit, or the user objective
-        ("chi2_reduced", "<f8"),           # nan for plain objectives
-        ("n_eval", "<i4"),                 # objective/model evaluations of this start
-    ])
 
 
 def with_status(dtype: np.dtype) -> np.dtype:

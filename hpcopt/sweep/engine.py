@@ -1,33 +1,28 @@
-"""The sweep campaign: multi-start fitting (or objective evaluation) over a start design.
+"""The pieces of a sweep: target, start design, the farm's evaluator and row sink, summary.
 
-Rank 0 validates everything (:func:`prepare`) before any MPI work; then every
-rank builds the same target and start design, and the task farm evaluates
-starts: task i is start point i of the design, refined by the local method.
-Rows land in the result file in place (row i = task i), so the file is the
-same at any rank count and in either farm mode, and `--resume` only runs the
-rows still pending.
+Every rank builds the same target and start design (:func:`warmed_up`), and the task
+farm evaluates starts: task i is start point i of the design, refined by the local
+method.  Rows land in the result file in place (row i = task i), so the file is the same
+at any rank count and in either farm mode, and `--resume` only runs the rows still
+pending.  The campaign around it is hpcopt.sweep.kind.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from ..config import SweepConfig, parse_sweep_config
 from ..errors import ConfigError
+from ..campaign.contract import RunOutcome, Session
 from ..farm import FarmOptions, Outcome, Task, run_dynamic, run_static
 from ..imports import load_callable
-from ..mpi.runtime import World, stop_signal_name
 from ..progress import Progress
 from ..store import schema
-from ..store.resultfile import (FlushClock, ResultStore, TableSpec, check_existing,
-                                check_new_output)
+from ..store.dtypes import sweep_dtype
+from ..store.resultfile import FlushClock, ResultStore, TableSpec
+from .config import SweepConfig
 from .problem import ObjectiveProblem
 from .starts import StartDesign
 
@@ -120,31 +115,6 @@ def reduced(chi2: float, problem, design: StartDesign) -> float:
 
 
 # ---------------------------------------------------------------------------------------
-# rank 0: validation before any MPI work
-
-@dataclass(frozen=True)
-class SweepRequest:
-    config: Path
-    output: str | None = None
-    resume: bool = False
-    force: bool = False
-    parameter_ranges: str | None = None
-
-
-def prepare(req: SweepRequest) -> SweepConfig:
-    """Parse the config, load and check the data, check the output path. Raises UsageError."""
-    cfg = parse_sweep_config(req.config, parameter_ranges=req.parameter_ranges, output=req.output)
-    target = build_target(cfg)
-    design = build_design(cfg, target)
-    if req.resume:
-        check_existing(cfg.output.path, kind="sweep", config_hash=cfg.hash)
-    else:
-        table_bytes = design.n_tasks * schema.sweep_dtype(len(design.param_names)).itemsize
-        check_new_output(cfg.output.path, force=req.force, needed_bytes=table_bytes)
-    return cfg
-
-
-# ---------------------------------------------------------------------------------------
 # the two farm roles
 
 class SweepEvaluator:
@@ -233,91 +203,78 @@ def chunk_size(cfg: SweepConfig, n_tasks: int, world_size: int) -> int:
     return max(1, min(16, n_tasks // (4 * max(world_size - 1, 1))))
 
 
-def run_sweep(world: World, cfg: SweepConfig, *, resume: bool, quiet: bool = False) -> dict:
-    """Run (or resume) the sweep on every rank; return the summary (rank 0) or {}."""
+def run_sweep(session: Session) -> RunOutcome:
+    """The sweep on every rank (the kind's run): the farm evaluates the pending starts."""
     from ..resources import apply_on_workers
+    world, plan, store = session.world, session.plan, session.store
+    cfg: SweepConfig = plan.config
     apply_on_workers(world, cfg.resources)
     problem, design = world.node_first(lambda: warmed_up(cfg))
-    dtype = schema.sweep_dtype(len(design.param_names))
-    store = ResultStore(world, cfg.output.path)
-    if resume:
-        store.resume(world_size=world.size)
+    dtype = sweep_dtype(len(design.param_names))
     # warm starts are planned once on rank 0 (new campaign) or read back (resume)
-    attrs, warm = world.bcast(warm_plan(cfg, problem, design, store, resume)
+    attrs, warm = world.bcast(warm_plan(cfg, problem, design, store, plan.resume)
                               if world.is_root else None)
     design = with_warm_starts(cfg, design, warm)
     n_tasks = design.n_tasks
-    if not resume:
-        store.create(kind="sweep", config_text=cfg.file.text, config_hash=cfg.hash,
-                     seed=cfg.run.seed,
-                     tables={TABLE: TableSpec(dtype, n_tasks, {
-                         "param_names": list(design.param_names),
-                         "lower": design.lower.tolist(), "upper": design.upper.tolist(),
-                         "model": cfg.model or "", "objective_function": cfg.objective or "",
-                         "search": cfg.search_method, "local": cfg.local_method})},
-                     attrs={"config_path": str(cfg.file.path.resolve()), **attrs},
-                     arrays={} if warm is None else {"warm_starts": warm})
+    if not plan.resume:
+        session.create(
+            tables={TABLE: TableSpec(dtype, n_tasks, {
+                "param_names": list(design.param_names),
+                "lower": design.lower.tolist(), "upper": design.upper.tolist(),
+                "model": cfg.model or "", "objective_function": cfg.objective or "",
+                "search": cfg.search_method, "local": cfg.local_method})},
+            attrs=attrs, arrays={} if warm is None else {"warm_starts": warm})
+    else:
+        store.extend_table(TABLE, n_tasks)       # more samples: the design goes on
     status_col = store.read_column(TABLE, "status")
     done = world.bcast(status_col != schema.PENDING if world.is_root else None)
     pending = np.flatnonzero(~done)
-    if world.is_root and resume:
-        log.info(f"resuming {cfg.output.path}: {int(done.sum())} of {n_tasks} tasks already done")
-    chunk = chunk_size(cfg, n_tasks, world.size)
-    isolated = cfg.run.isolation == "process"
+    if world.is_root and plan.resume:
+        log.info(f"resuming {plan.paths.output}: {int(done.sum())} of {n_tasks} tasks "
+                 "already done")
+    isolated = plan.run.isolation == "process"
     # an isolated task is timed by its sandbox (which can kill it), not by SIGALRM
-    options = FarmOptions(chunk_size=chunk, max_retries=cfg.run.max_retries,
-                          task_timeout=None if isolated else cfg.run.task_timeout)
-    evaluator = _make_evaluator(cfg, problem, design, warm)
-    progress = Progress(n_tasks, label="sweep", quiet=quiet or not world.is_root,
-                        done=int(done.sum()))
-    t0 = time.monotonic()
-    if cfg.run.mode == "static":
+    options = FarmOptions(chunk_size=chunk_size(cfg, n_tasks, world.size),
+                          max_retries=plan.run.max_retries,
+                          task_timeout=None if isolated else plan.run.task_timeout)
+    evaluator = _evaluator(plan, problem, design, warm)
+    progress = session.start_progress(n_tasks, done=int(done.sum()), label="sweep")
+    if plan.run.mode == "static":
         def write(rows):
             store.write_rows(TABLE, rows)
             store.flush()
             if world.is_root:
                 progress.update(len(rows) if not store.parallel else 0)
-        stats = run_static(world, n_tasks=n_tasks, done=done, evaluator=evaluator, dtype=dtype,
-                           options=options, write_rows=write, parallel_write=store.parallel)
+        stats = run_static(world, n_tasks=n_tasks, done=done, evaluator=evaluator,
+                           dtype=dtype, options=options, write_rows=write,
+                           parallel_write=store.parallel)
     else:
-        source = SweepSource(store, dtype, pending, progress, cfg.run.checkpoint_every) \
-            if world.is_root else None
+        source = SweepSource(store, dtype, pending, progress,
+                             plan.run.checkpoint_every) if world.is_root else None
         stats = run_dynamic(world, source=source, evaluator=evaluator, dtype=dtype,
                             options=options)
         if source is not None:
             source.write()
-    progress.close()
-    elapsed = time.monotonic() - t0
     interrupted = world.any_flag(stats.interrupted)
-    summary = summarize(store, problem, design) if world.is_root else None
-    summary = world.bcast(summary)
-    if summary["best"] is not None:
-        store.set_attrs("best", summary["best_attrs"])
+    summary = world.bcast(summarize(store, problem, design) if world.is_root else None)
     status = "interrupted" if interrupted or summary["n_pending"] else "complete"
-    store.set_attrs("/", {"elapsed_last_run": elapsed})
-    store.close(status)
-    if world.is_root and cfg.warmstart is not None and status == "complete":
-        from ..warmstart import record_result
-        record_result(cfg.warmstart, cfg.output.path)
-    summary.update(status=status, path=str(cfg.output.path), elapsed=elapsed,
-                   signal=stop_signal_name())
-    return summary if world.is_root else {}
+    return RunOutcome(status, summary, best=summary["best_attrs"] or None,
+                      n_ok=summary["n_ok"], n_failed=summary["n_failed"])
 
 
-def _make_evaluator(cfg: SweepConfig, problem, design: StartDesign, warm):
-    if cfg.run.isolation == "process":
+def _evaluator(plan, problem, design: StartDesign, warm):
+    if plan.run.isolation == "process":
         from ..sandbox import SandboxEvaluator
-        spec = {"kind": "sweep", "config": str(cfg.file.path.resolve()),
-                "parameter_ranges": cfg.parameter_ranges,
+        spec = {"kind": plan.kind, "config": str(plan.file.path.resolve()),
+                "output": str(plan.paths.output), "options": plan.options,
                 "warm_starts": None if warm is None else np.asarray(warm).tolist()}
         return SandboxEvaluator(spec, inputs=lambda task: {"x0": design.point(task.task_id)},
-                                timeout=cfg.run.task_timeout)
-    return SweepEvaluator(cfg, problem, design)
+                                timeout=plan.run.task_timeout)
+    return SweepEvaluator(plan.config, problem, design)
 
 
-def sandbox_evaluator(spec: dict) -> SweepEvaluator:
-    """The evaluator inside an isolated child process (hpcopt.sandbox), rebuilt from the config."""
-    cfg = parse_sweep_config(spec["config"], parameter_ranges=spec.get("parameter_ranges"))
+def sandbox_evaluator(cfg: SweepConfig, spec: dict) -> SweepEvaluator:
+    """The evaluator inside an isolated child process, from the rebuilt config."""
     problem = build_target(cfg)
     design = with_warm_starts(cfg, build_design(cfg, problem), spec.get("warm_starts"))
     return SweepEvaluator(cfg, problem, design)
@@ -369,12 +326,3 @@ def format_summary(summary: dict) -> str:
             err = " (fixed)" if errs else ""
         lines.append(f"  {name} = {value:.10g}{err}")
     return "\n".join(lines)
-
-
-def to_json(summary: dict) -> str:
-    keep = {k: summary[k] for k in ("path", "status", "n_tasks", "n_ok", "n_failed", "best")}
-    return json.dumps(keep)
-
-
-# the names the command line calls (hpcopt.cli._campaign)
-run = run_sweep

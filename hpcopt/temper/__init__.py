@@ -5,17 +5,38 @@ that rank owns, with a collective offering ``allgather`` (see collective.py);
 everything else (moves, exchanges, ladder, statistics, checkpoints) lives here.
 """
 
-from .campaign import RoundOutcome, TemperCampaign, TemperSummary
-from .collective import Collective, SequentialCollective, ThreadedWorld, replicas_of_rank
-from .config import TemperConfig, parse_temper_config
-from .exchange import exchange_rng, exchange_round
-from .ladder import Ladder, geometric_ladder
-from .problems import ContinuousProblem, IsingProblem, make_problem
-from .stats import (PAIR_DTYPE, REPLICA_DTYPE, SLOT_DTYPE, round_dtype, sample_dtype,
-                    thermodynamic_integration)
+from importlib import import_module
 
-__all__ = ["TemperCampaign", "TemperSummary", "RoundOutcome", "Collective", "SequentialCollective",
-           "ThreadedWorld", "replicas_of_rank", "TemperConfig", "parse_temper_config",
-           "exchange_round", "exchange_rng", "Ladder", "geometric_ladder", "ContinuousProblem",
-           "IsingProblem", "make_problem", "round_dtype", "sample_dtype", "PAIR_DTYPE",
-           "REPLICA_DTYPE", "SLOT_DTYPE", "thermodynamic_integration"]
+# the names of the package, imported from their modules on first use (PEP 562): importing
+# the package alone loads none of its modules
+_NAMES = {
+    "RoundOutcome": ".campaign",
+    "TemperCampaign": ".campaign",
+    "TemperSummary": ".campaign",
+    "Collective": ".collective",
+    "SequentialCollective": ".collective",
+    "ThreadedWorld": ".collective",
+    "replicas_of_rank": ".collective",
+    "TemperConfig": ".config",
+    "parse_temper_config": ".config",
+    "exchange_rng": ".exchange",
+    "exchange_round": ".exchange",
+    "Ladder": ".ladder",
+    "geometric_ladder": ".ladder",
+    "ContinuousProblem": ".problems",
+    "IsingProblem": ".problems",
+    "make_problem": ".problems",
+    "PAIR_DTYPE": ".stats",
+    "REPLICA_DTYPE": ".stats",
+    "SLOT_DTYPE": ".stats",
+    "round_dtype": ".stats",
+    "sample_dtype": ".stats",
+    "thermodynamic_integration": ".stats",
+}
+__all__ = list(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        return getattr(import_module(_NAMES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

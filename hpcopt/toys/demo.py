@@ -12,21 +12,18 @@ def demo_config() -> Path:
     return Path(str(resources.files("hpcopt") / "data" / DEMO_CONFIG))
 
 
-def run_demo(output: str, *, quiet: bool = False) -> int:
-    from ..campaign import run_campaign
+def truth_lines(summary: dict) -> list[str]:
+    """The demo's summary ends with the true values of the simulated dataset."""
     from ..models.xpcs import DEMO_SETTINGS
-    from ..sweep import engine
+    lines = ["true values of the simulated dataset:"]
+    lines += [f"  {k} = {v:.10g}" for k, v in DEMO_SETTINGS["params"].items()]
+    lines.append(f"inspect it with: hpcopt report {summary['path']} --plots plots/")
+    return lines
 
-    req = engine.SweepRequest(demo_config(), output=str(Path(output).resolve()), force=True)
 
-    def summary_with_truth(summary: dict) -> str:
-        text = engine.format_summary(summary)
-        truth = DEMO_SETTINGS["params"]
-        lines = [text, "true values of the simulated dataset:"]
-        lines += [f"  {k} = {v:.10g}" for k, v in truth.items()]
-        lines.append(f"inspect it with: hpcopt report {summary['path']} --plots plots/")
-        return "\n".join(lines)
-
-    return run_campaign("demo sweep", prepare=lambda: engine.prepare(req),
-                        run=lambda world, cfg: engine.run(world, cfg, resume=False, quiet=quiet),
-                        format_summary=summary_with_truth, quiet=quiet)
+def run_demo(output: str, *, quiet: bool = False) -> int:
+    from ..campaign.contract import CampaignRequest
+    from ..campaign.lifecycle import run_campaign
+    return run_campaign(CampaignRequest("sweep", demo_config(), str(Path(output).resolve()),
+                                        force=True, quiet=quiet, label="demo sweep",
+                                        epilogue=truth_lines))

@@ -7,15 +7,37 @@ conditions (conditions of a fit; result files into the history), predictor, star
 (sampling and WarmStartDesign), campaign (what the sweep engine calls).
 """
 
-from .campaign import WarmPlan, plan_warm_starts, record_result, stored_points, warm_starts
-from .conditions import add_result_file, data_conditions, fit_conditions
-from .config import WarmStartConfig, parse_warmstart
-from .history import History, add_fit, load_history, read_records
-from .predictor import EnsemblePredictor, ParamAxes, Prediction, predict
-from .starts import WarmStartDesign, combine, sample_starts
+from importlib import import_module
 
-__all__ = ["WarmPlan", "plan_warm_starts", "record_result", "stored_points", "warm_starts",
-           "add_result_file", "data_conditions", "fit_conditions", "WarmStartConfig",
-           "parse_warmstart", "History", "add_fit", "load_history", "read_records",
-           "EnsemblePredictor", "ParamAxes", "Prediction", "predict", "WarmStartDesign",
-           "combine", "sample_starts"]
+# the names of the package, imported from their modules on first use (PEP 562): importing
+# the package alone loads none of its modules
+_NAMES = {
+    "WarmPlan": ".campaign",
+    "plan_warm_starts": ".campaign",
+    "record_result": ".campaign",
+    "stored_points": ".campaign",
+    "warm_starts": ".campaign",
+    "add_result_file": ".conditions",
+    "data_conditions": ".conditions",
+    "fit_conditions": ".conditions",
+    "WarmStartConfig": ".config",
+    "parse_warmstart": ".config",
+    "History": ".history",
+    "add_fit": ".history",
+    "load_history": ".history",
+    "read_records": ".history",
+    "EnsemblePredictor": ".predictor",
+    "ParamAxes": ".predictor",
+    "Prediction": ".predictor",
+    "predict": ".predictor",
+    "WarmStartDesign": ".starts",
+    "combine": ".starts",
+    "sample_starts": ".starts",
+}
+__all__ = list(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        return getattr(import_module(_NAMES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

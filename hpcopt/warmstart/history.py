@@ -38,6 +38,7 @@ import h5py
 import numpy as np
 
 from ..errors import DataError
+from ..store.dtypes import HISTORY_DTYPE
 
 FORMAT = "hpcopt-warmstart-history"
 FORMAT_VERSION = 1
@@ -45,9 +46,7 @@ TABLE = "fits"
 LOCK_TIMEOUT = 120.0   # seconds a writer waits for another one
 _THREAD_LOCK = threading.Lock()   # POSIX record locks exclude processes, not threads
 _STR = h5py.string_dtype("utf-8")
-DTYPE = np.dtype([("record_id", "<i8"), ("timestamp", _STR), ("model", _STR), ("params", _STR),
-                  ("conditions", _STR), ("chi2", "<f8"), ("chi2_reduced", "<f8"),
-                  ("source", _STR), ("source_created", _STR)])
+DTYPE = HISTORY_DTYPE
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""run_pbt on the task farm at world size 1 (in process): result file, report, stop and resume."""
+"""The PBT kind on the task farm at world size 1 (in process): result file, report, stop and
+resume."""
 
 import json
 
@@ -6,13 +7,13 @@ import h5py
 import numpy as np
 import pytest
 
-from hpcopt.hpo.command import prepare
+from hpcopt.campaign.contract import CampaignRequest
+from hpcopt.campaign.lifecycle import execute, prepare
 from hpcopt.hpo.pbt.lineage import lineage_dtype
-from hpcopt.hpo.pbt.campaign import run_pbt
 from hpcopt.hpo.pbt.plot import FIGURES as PBT_FIGURES
 from hpcopt.hpo.pbt.plot import is_pbt_table, plot_lineage_file, read_lineage
 from hpcopt.mpi import runtime
-from hpcopt.report.plots import PlotContext
+from hpcopt.report.figures import PlotContext
 from hpcopt.report.summary import contract_json, summarize_file
 from hpcopt.store import schema
 
@@ -52,6 +53,15 @@ def train(params, ctx):
 WORLD = runtime.World(comm=None, rank=0, size=1, host="testhost")
 
 
+def request(config, resume=False):
+    return CampaignRequest("hpo", config, resume=resume, quiet=True)
+
+
+def run_pbt(config, resume=False) -> dict:
+    """The campaign in this process (rank 0 of a world of one); its summary."""
+    return execute(WORLD, request(config, resume)).summary
+
+
 @pytest.fixture(autouse=True)
 def no_stop():
     runtime.reset_stop()
@@ -71,13 +81,13 @@ def ok_rows(path):
 
 
 def test_campaign_writes_the_lineage_and_the_report_reads_it(tmp_path):
-    plan = prepare(write(tmp_path), None, resume=False, force=False)
-    summary = run_pbt(WORLD, plan, resume=False, quiet=True)
+    plan = prepare(request(write(tmp_path)))
+    summary = run_pbt(write(tmp_path))
     assert summary["status"] == "complete" and summary["n_rows"] >= 4 * 5
     with h5py.File(tmp_path / "pbt.h5", "r") as f:
         assert f["trials"].shape == (summary["n_rows"],)       # no pending tail
     rows = ok_rows(tmp_path / "pbt.h5")
-    assert is_pbt_table(rows.dtype) and rows.dtype == lineage_dtype(plan.hpo.space)
+    assert is_pbt_table(rows.dtype) and rows.dtype == lineage_dtype(plan.config.hpo.space)
     assert np.all(rows["status"] == schema.OK) and np.all(rows["rank"] == 0)
     assert sorted(set(rows[rows["end_step"] == 50]["member"].tolist())) == [0, 1, 2, 3]
     with h5py.File(tmp_path / "pbt.h5", "r") as f:
@@ -110,14 +120,12 @@ def test_campaign_writes_the_lineage_and_the_report_reads_it(tmp_path):
 def test_stop_then_resume_continues_every_member(tmp_path):
     (tmp_path / "pbt_stopper_obj.py").write_text(STOPPER)
     config = write(tmp_path, "pbt_stopper_obj:train")
-    plan = prepare(config, None, resume=False, force=False)
-    first = run_pbt(WORLD, plan, resume=False, quiet=True)
+    first = run_pbt(config)
     assert first["status"] == "interrupted" and first["signal"] == "SIGUSR1"
     before = ok_rows(tmp_path / "pbt.h5")
     assert len(before) == 7
     runtime.reset_stop()
-    plan = prepare(config, None, resume=True, force=False)
-    second = run_pbt(WORLD, plan, resume=True, quiet=True)
+    second = run_pbt(config, resume=True)
     assert second["status"] == "complete"
     rows = ok_rows(tmp_path / "pbt.h5")
     assert len(rows) == second["n_rows"] and np.array_equal(rows[:7], before)
@@ -132,14 +140,14 @@ def test_stop_then_resume_continues_every_member(tmp_path):
 
 def test_source_and_evaluator_speak_the_farm_protocol(tmp_path):
     from hpcopt.farm import run_task
-    from hpcopt.hpo.command import TRANSPORT_DTYPE
-    from hpcopt.hpo.pbt.policy import PbtPolicy
     from hpcopt.hpo.pbt.campaign import PbtEvaluator, PbtSource
-    plan = prepare(write(tmp_path), None, resume=False, force=False)
-    policy = PbtPolicy.from_config(plan.hpo, seed=0, output_path=plan.output.path)
+    from hpcopt.hpo.pbt.policy import PbtPolicy
+    from hpcopt.store.dtypes import OUTCOME_DTYPE as TRANSPORT_DTYPE
+    plan = prepare(request(write(tmp_path)))
+    policy = PbtPolicy.from_config(plan.config.hpo, seed=0, output_path=plan.paths.output)
     written = []
     source = PbtSource(policy, written.append)
-    evaluator = PbtEvaluator(plan.hpo, "rank 5 on testhost")
+    evaluator = PbtEvaluator(plan.config.hpo, "rank 5 on testhost")
     first, second = source.next_task(), source.next_task()
     row = run_task(evaluator, first, TRANSPORT_DTYPE, 5, None, lambda s, v: False)
     assert row["status"][0] == schema.OK

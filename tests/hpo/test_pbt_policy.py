@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hpcopt.errors import DataError
-from hpcopt.hpo.command import table_dtype
+from hpcopt.hpo.campaign import table_dtype
 from hpcopt.hpo.pbt.lineage import PBT_FIELDS, SegmentOutcome, lineage_dtype, lineage_rows
 from hpcopt.hpo.pbt.policy import PbtPolicy
 from hpcopt.hpo.pbt.config import PbtSettings

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import h5py
 import numpy as np
 
-from hpcopt.report.plots import PlotContext
+from hpcopt.report.figures import PlotContext
 from hpcopt.store.reader import open_result
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

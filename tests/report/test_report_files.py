@@ -24,6 +24,7 @@ import sys
 from types import SimpleNamespace
 import numpy as np
 from hpcopt.store import schema
+from hpcopt.store.dtypes import sweep_dtype
 from hpcopt.store.resultfile import ResultStore, TableSpec
 
 path, n = sys.argv[1], 30
@@ -31,11 +32,11 @@ store = ResultStore(SimpleNamespace(is_root=True, size=1, rank=0), path, paralle
 attrs = {"param_names": ["x", "y"], "lower": [-2.0, -2.0], "upper": [2.0, 2.0], "model": "",
          "objective_function": "testobj:quadratic", "search": "random", "local": "none"}
 store.create(kind="sweep", config_text="[objective]\nfunction = 'testobj:quadratic'\n",
-             config_hash="h", seed=0, tables={"tasks": TableSpec(schema.sweep_dtype(2), n, attrs)},
+             config_hash="h", seed=0, tables={"tasks": TableSpec(sweep_dtype(2), n, attrs)},
              attrs={"config_path": "live.toml"})
 
 def rows(ids):
-    r = schema.empty_rows(schema.sweep_dtype(2), ids)
+    r = schema.empty_rows(sweep_dtype(2), ids)
     x = np.random.default_rng(len(ids)).uniform(-2, 2, size=(len(ids), 2))
     r["x0"] = r["x"] = x
     r["objective"] = ((x - 0.5) ** 2).sum(axis=1)

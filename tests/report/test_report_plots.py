@@ -9,7 +9,7 @@ import numpy as np
 from report_helpers import is_png, one_figure
 
 from hpcopt.report import plot_all, plots_hpo, plots_sweep
-from hpcopt.report.plots import PlotContext
+from hpcopt.report.figures import PlotContext
 from hpcopt.report.plots_sweep import best_so_far
 from hpcopt.store import schema
 from hpcopt.store.reader import open_result

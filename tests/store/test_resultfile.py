@@ -7,6 +7,7 @@ import pytest
 from hpcopt.errors import ResultFileError
 from hpcopt.mpi.runtime import get_world
 from hpcopt.store import schema
+from hpcopt.store.dtypes import sweep_dtype
 from hpcopt.store.reader import open_result, scan_table
 from hpcopt.store.resultfile import ResultStore, TableSpec, check_existing, check_new_output
 
@@ -14,12 +15,12 @@ from hpcopt.store.resultfile import ResultStore, TableSpec, check_existing, chec
 def make(path, n=10, config_hash="abc"):
     store = ResultStore(get_world(), path, parallel=False)
     store.create(kind="sweep", config_text="x = 1", config_hash=config_hash, seed=3,
-                 tables={"tasks": TableSpec(schema.sweep_dtype(2), n, {"param_names": ["a", "b"]})})
+                 tables={"tasks": TableSpec(sweep_dtype(2), n, {"param_names": ["a", "b"]})})
     return store
 
 
 def rows(ids, objective):
-    r = schema.empty_rows(schema.sweep_dtype(2), ids)
+    r = schema.empty_rows(sweep_dtype(2), ids)
     r["status"] = schema.OK
     r["objective"] = objective
     return r
@@ -48,13 +49,14 @@ def test_layout_and_in_place_rows(tmp_path):
 
 def test_resume_checks(tmp_path):
     make(tmp_path / "r.h5").close("interrupted")
-    assert check_existing(tmp_path / "r.h5", kind="sweep", config_hash="abc")["seed"] == 3
-    with pytest.raises(ResultFileError, match="different config"):
-        check_existing(tmp_path / "r.h5", kind="sweep", config_hash="other")
+    attrs, table_attrs = check_existing(tmp_path / "r.h5", kind="sweep", main_table="tasks")
+    assert attrs["seed"] == 3 and table_attrs["param_names"] == '["a", "b"]'
     with pytest.raises(ResultFileError, match="not 'hpo'"):
-        check_existing(tmp_path / "r.h5", kind="hpo", config_hash="abc")
+        check_existing(tmp_path / "r.h5", kind="hpo", main_table="trials")
+    with pytest.raises(ResultFileError, match="no 'trials' table"):
+        check_existing(tmp_path / "r.h5", kind="sweep", main_table="trials")
     with pytest.raises(ResultFileError, match="does not exist"):
-        check_existing(tmp_path / "missing.h5", kind="sweep", config_hash="abc")
+        check_existing(tmp_path / "missing.h5", kind="sweep", main_table="tasks")
 
 
 def test_newer_foreign_truncated_files_are_refused(tmp_path):
@@ -63,12 +65,12 @@ def test_newer_foreign_truncated_files_are_refused(tmp_path):
         f.attrs["format_version"] = schema.FORMAT_VERSION + 1
         f.attrs["hpcopt_version"] = "99.0"
     with pytest.raises(ResultFileError, match="newer hpcopt"):
-        check_existing(tmp_path / "new.h5", kind="sweep", config_hash="abc")
+        check_existing(tmp_path / "new.h5", kind="sweep", main_table="tasks")
     with pytest.raises(ResultFileError, match="newer hpcopt"):
         open_result(tmp_path / "new.h5")
     with h5py.File(tmp_path / "foreign.h5", "w") as f:
         f["data"] = np.arange(3)
-    for fn in (lambda p: check_existing(p, kind="sweep", config_hash=None), open_result):
+    for fn in (lambda p: check_existing(p, kind="sweep", main_table="tasks"), open_result):
         with pytest.raises(ResultFileError, match="not an hpcopt result file"):
             fn(tmp_path / "foreign.h5")
     make(tmp_path / "t.h5", n=1000).close("complete")
@@ -78,7 +80,7 @@ def test_newer_foreign_truncated_files_are_refused(tmp_path):
         open_result(tmp_path / "t.h5")
     (tmp_path / "text.h5").write_text("not hdf5 at all")
     with pytest.raises(ResultFileError, match="not a readable HDF5 file"):
-        check_existing(tmp_path / "text.h5", kind="sweep", config_hash=None)
+        check_existing(tmp_path / "text.h5", kind="sweep", main_table="tasks")
 
 
 def test_new_output_never_overwrites_without_force(tmp_path):

@@ -8,7 +8,6 @@ import h5py
 import numpy as np
 import pytest
 
-from hpcopt.config import parse_sweep_config
 from hpcopt.errors import ResultFileError
 from hpcopt.models.xpcs import save_xpcs_h5, simulate
 from hpcopt.sweep.starts import ParamSpec, StartDesign
@@ -47,14 +46,14 @@ conditions = {{ pressure = {pressure} }}
 @pytest.fixture(scope="module")
 def finished_sweep(tmp_path_factory):
     """A real (one-process) sweep of a small XPCS dataset that has conditions."""
+    from hpcopt.campaign.contract import CampaignRequest
+    from hpcopt.campaign.lifecycle import execute
     from hpcopt.mpi.runtime import get_world
-    from hpcopt.sweep.engine import run_sweep
     d = tmp_path_factory.mktemp("sweep")
     data = simulate("homodyne", n=12, seed=1, conditions={"temperature": 25.0, "sample": "A"})
     save_xpcs_h5(d / "data.h5", data)
     (d / "fit.toml").write_text(CONFIG.format(pressure=2.5))
-    cfg = parse_sweep_config(d / "fit.toml")
-    summary = run_sweep(get_world(), cfg, resume=False, quiet=True)
+    summary = execute(get_world(), CampaignRequest("sweep", d / "fit.toml", quiet=True)).summary
     assert summary["status"] == "complete"
     return d, summary
 
@@ -169,7 +168,10 @@ def test_record_result_adds_or_logs(finished_sweep, tmp_path, caplog):
 
 
 def test_command_line_add_and_show(finished_sweep, tmp_path, capsys):
-    from hpcopt.warmstart.__main__ import main
+    from hpcopt.cli import main as cli_main
+
+    def main(argv):
+        return cli_main(["warmstart", *argv])
     d, _ = finished_sweep
     hist = tmp_path / "h.h5"
     assert main(["add", str(hist), str(d / "fit.h5"), "--condition", "temperature=31",

@@ -1,33 +1,33 @@
-"""`hpcopt hpo` with ``[hpo] scheduler = "pbt"``: the PBT policy on the task farm.
+"""The PBT policy on the task farm: the farm's source (rank 0) and evaluator (workers).
 
 Segments are the farm's tasks: rank 0 asks :class:`PbtPolicy` for the next segment of any
 ready member whenever a worker is free and tells it each outcome as it arrives; the
 workers run :func:`run_segment`. The result file's main table ("trials") holds one
 lineage row per finished segment (:func:`lineage_dtype`), written by rank 0 in arrival
 order; checkpoints live in ``<output stem>_pbt/`` next to it. ``--resume`` rebuilds the
-policy from those rows and checkpoints (:meth:`PbtPolicy.from_rows`).
-
-The campaign wiring in command.py is one call: ``run_pbt(world, plan, resume=..., quiet=...)``
-when ``plan.hpo.hpo.scheduler == "pbt"``; the summary has the keys of ``run_hpo``'s.
+policy from those rows and checkpoints (:meth:`PbtPolicy.from_rows`). The campaign
+around it is hpcopt.hpo.pbt.kind.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
 from typing import Callable
 
 import numpy as np
 
+from ...campaign.contract import RunOutcome, Session
 from ...farm import FarmOptions, Outcome, Task, run_dynamic
-from ...mpi.runtime import World, stop_requested, stop_signal_name
+from ...mpi.runtime import stop_requested
 from ...progress import Progress
 from ...resources import apply_on_workers
 from ...store import schema
-from ...store.resultfile import FlushClock, ResultStore, TableSpec
-from .policy import PbtPolicy
+from ...store.dtypes import OUTCOME_DTYPE
+from ...store.resultfile import FlushClock, TableSpec
+from ..campaign import HpoCampaign, make_evaluator
 from .lineage import SegmentOutcome, SegmentRecord, lineage_dtype, lineage_rows
+from .policy import PbtPolicy
 from .runner import make_pbt_runner
 
 TABLE = schema.MAIN_TABLE["hpo"]
@@ -125,67 +125,59 @@ def table_attrs(policy: PbtPolicy) -> dict:
             "checkpoint_dir": str(policy.root)}
 
 
-def run_pbt(world: World, plan, *, resume: bool, quiet: bool = False) -> dict:
-    """Run (or resume) the PBT campaign of an HpoPlan on every rank; rank 0 returns the
-    summary (keys of ``run_hpo``'s), the other ranks an empty dict."""
-    config, t0 = plan.hpo, time.monotonic()
-    settings = config.hpo.pbt
-    store = ResultStore(world, plan.output.path, parallel=False)
-    source = None
+def _finished(policy: PbtPolicy) -> bool:
+    """Every member reached max_steps or stopped after failing (not cut by a time budget)."""
+    return all(m.state in ("done", "stopped") for m in policy.members)
+
+
+def run_pbt(session: Session) -> RunOutcome:
+    """The PBT campaign on every rank (the kind's run): rank 0 drives the population."""
+    world, plan, store = session.world, session.plan, session.store
+    cfg: HpoCampaign = plan.config
+    settings = cfg.hpo.hpo.pbt
+    source, position = None, [0]
     if world.is_root:
-        next_row = 0
-        if resume:
-            store.resume(world_size=world.size)
+        if plan.resume:
             rows = store.read_rows(TABLE)
             rows = rows[rows["status"] != schema.PENDING]
-            next_row = len(rows)
-            policy = PbtPolicy.from_config(config, seed=plan.run.seed,
-                                           output_path=plan.output.path, rows=rows)
+            position[0] = len(rows)
+            policy = PbtPolicy.from_config(cfg.hpo, seed=plan.seed,
+                                           output_path=plan.paths.output, rows=rows)
         else:
-            policy = PbtPolicy.from_config(config, seed=plan.run.seed,
-                                           output_path=plan.output.path)
+            policy = PbtPolicy.from_config(cfg.hpo, seed=plan.seed,
+                                           output_path=plan.paths.output)
             policy.remove_stray_checkpoints()     # an overwritten (--force) campaign's
             capacity = settings.population * settings.segments_per_member
-            store.create(kind="hpo", config_text=plan.file.text, config_hash=plan.hash,
-                         seed=plan.run.seed,
-                         tables={TABLE: TableSpec(lineage_dtype(config.space), capacity,
-                                                  table_attrs(policy), growable=True)},
-                         attrs={"config_path": str(plan.file.path.resolve())})
+            session.create(tables={TABLE: TableSpec(
+                lineage_dtype(cfg.hpo.space), capacity, table_attrs(policy),
+                growable=True)})
         policy.root.mkdir(parents=True, exist_ok=True)
         total = settings.population * settings.segments_per_member
-        progress = Progress(max(total, next_row), label="pbt", quiet=quiet, done=next_row)
-        position = [next_row]
+        progress = session.start_progress(max(total, position[0]), done=position[0],
+                                          label="pbt", unit="segment")
 
         def write_rows(rows: np.ndarray) -> None:
-            store.write_rows(TABLE, rows, positions=np.arange(position[0], position[0] + len(rows)))
+            store.write_rows(TABLE, rows,
+                             positions=np.arange(position[0], position[0] + len(rows)))
             position[0] += len(rows)
             store.flush()
 
         source = PbtSource(policy, write_rows, progress)
-    from ..command import TRANSPORT_DTYPE, make_evaluator   # command.py imports us lazily
-    apply_on_workers(world, plan.resources)
-    evaluator = make_evaluator(plan, world)
+    apply_on_workers(world, cfg.resources)
+    evaluator = make_evaluator(plan, world,
+                               lambda worker: PbtEvaluator(cfg.hpo, worker))
     options = FarmOptions(chunk_size=1, max_retries=0, task_timeout=None, prefetch=False)
-    stats = run_dynamic(world, source=source, evaluator=evaluator, dtype=TRANSPORT_DTYPE,
+    stats = run_dynamic(world, source=source, evaluator=evaluator, dtype=OUTCOME_DTYPE,
                         options=options)
     if not world.is_root:
-        return {}
+        return RunOutcome("interrupted" if stats.interrupted else "complete", {})
     source.add(source.policy.close("stopped by a signal" if stats.interrupted else "done"))
     source.write()
     best = source.policy.best()
-    status = "interrupted" if stats.interrupted or not _finished(source.policy) else "complete"
-    if best is not None:
-        store.set_attrs("best", {"params": best[0], "objective": best[1]})
-    store.set_attrs("/", {"elapsed_last_run": time.monotonic() - t0})
-    store.trim(TABLE, position[0])   # segments are not known in advance: no pending tail
-    store.close(status)
-    source.progress.close()
-    return {"status": status, "path": str(plan.output.path), "best": best,
-            "n_rows": position[0], "elapsed": time.monotonic() - t0,
-            "signal": stop_signal_name(), "study": "pbt",
-            "storage": f"checkpoints:{source.policy.root}"}
-
-
-def _finished(policy: PbtPolicy) -> bool:
-    """Every member reached max_steps or stopped after failing (not cut by a time budget)."""
-    return all(m.state in ("done", "stopped") for m in policy.members)
+    status = ("interrupted" if stats.interrupted or not _finished(source.policy)
+              else "complete")
+    store.trim(TABLE, position[0])  # segments are not known ahead: no pending tail
+    summary = {"best": best, "n_rows": position[0], "study": "pbt",
+               "storage": f"checkpoints:{source.policy.root}"}
+    return RunOutcome(status, summary, best=None if best is None else
+                      {"params": best[0], "objective": best[1]})

@@ -17,10 +17,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-import h5py
 import numpy as np
 
-from ...store import schema
+from ...store import dtypes, schema
+from ...store.dtypes import PBT_FIELDS
 from ..rows import trial_row, trial_row_fields
 from ..space import SearchSpace
 from ..trials import TrialRecord
@@ -100,30 +100,11 @@ class SegmentRecord:
 
 # -- the lineage table ----------------------------------------------------------------------
 
-_STR = h5py.string_dtype()
-_KIND_DTYPES = {"int": "<i8", "float": "<f8", "str": _STR}   # as command.table_dtype's
 #: (name, dtype, meaning) of the columns after the HPO trial columns
-PBT_FIELDS: tuple[tuple[str, Any, str], ...] = (
-    ("member", "<i4", "population member"),
-    ("segment", "<i4", "the member's segment counter"),
-    ("start_step", "<i8", "steps in the restored state"),
-    ("end_step", "<i8", "steps after the segment"),
-    ("parent_member", "<i4", "exploit: member whose checkpoint was restored; -1 otherwise"),
-    ("parent_segment", "<i4", "segment of the restored checkpoint; -1 for a fresh start"),
-    ("parent_task", "<i8", "task_id of the restored checkpoint; -1 for a fresh start"),
-    ("perturbation_json", _STR, "explore: what happened to each hyperparameter (JSON)"),
-    ("checkpoint", _STR, "checkpoint written, relative to the checkpoint root"),
-)
-
-
 def lineage_dtype(space: SearchSpace) -> np.dtype:
     """task_id, status, the HPO trial columns of rows.py ('value' named 'objective'; the
-    segment's score), then :data:`PBT_FIELDS`."""
-    fields = [("task_id", "<i8"), ("status", schema.status_dtype)]
-    for name, kind in trial_row_fields(space)[1:]:
-        fields.append(("objective" if name == "value" else name, _KIND_DTYPES[kind]))
-    fields += [(name, dt) for name, dt, _ in PBT_FIELDS]
-    return np.dtype(fields)
+    segment's score), then :data:`PBT_FIELDS` (store.dtypes)."""
+    return dtypes.lineage_dtype(trial_row_fields(space))
 
 
 def trial_record(rec: SegmentRecord) -> TrialRecord:

@@ -1,4 +1,4 @@
-"""`hpcopt temper CONFIG`: the tempering policy on MPI ranks, recorded in HDF5.
+"""The tempering campaign on MPI ranks, recorded in HDF5 (run by the temper kind).
 
 Every rank owns a contiguous block of replicas and runs the same
 :class:`TemperCampaign`; the only collective is an Iallgatherv per round
@@ -10,76 +10,26 @@ from the newest complete checkpoint and continues bit for bit.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from ..config import (ConfigFile, OutputConfig, RunConfig, check_tables, config_hash,
-                      open_config, parse_output, parse_run)
-from ..errors import ConfigError
+from ..campaign.contract import RunOutcome, Session
 from ..mpi.collective import MpiCollective
-from ..mpi.runtime import World, get_world, stop_requested, stop_signal_name
+from ..mpi.runtime import stop_requested
 from ..progress import Progress
 from ..resources import Resources, apply_on_workers
 from ..store import schema
-from ..store.resultfile import (FlushClock, ResultStore, TableSpec, check_existing,
-                                check_new_output)
+from ..store.resultfile import FlushClock, ResultStore, TableSpec
 from .campaign import TemperCampaign
 from .collective import replicas_of_rank
-from .config import TemperConfig, parse_temper_config
+from .config import TemperConfig
 from .problems import IsingProblem, make_problem
 from .stats import PAIR_DTYPE, REPLICA_DTYPE, SLOT_DTYPE
 
-TABLES = ("temper", "problem", "output", "run", "slurm")
 ROUNDS, SAMPLES = "rounds", "samples"
 CHECKPOINT_SLOTS = ("a", "b")
 DEFAULT_CHECKPOINT_EVERY = 10
-
-
-@dataclass(frozen=True)
-class TemperPlan:
-    file: ConfigFile
-    temper: TemperConfig
-    output: OutputConfig
-    run: RunConfig
-
-    @property
-    def hash(self) -> str:
-        return config_hash({"temper": dataclasses.asdict(self.temper), "seed": self.run.seed})
-
-    @property
-    def checkpoint_every(self) -> int:
-        return self.run.checkpoint_every or DEFAULT_CHECKPOINT_EVERY
-
-
-def prepare(config: Path, output: str | None, resume: bool, force: bool) -> TemperPlan:
-    root, cf = open_config(config)
-    check_tables(root, TABLES, "temper")
-    temper = parse_temper_config(root, cf.source, cf.base_dir)
-    out = parse_output(root, cf, cf.path.stem + ".h5")
-    if output:
-        out = OutputConfig(Path(output))
-    run = parse_run(root)
-    if "slurm" in root:
-        from ..slurm import parse_slurm_config
-        parse_slurm_config(root, cf.source)
-    root.finish()
-    make_problem(temper.problem, cf.source)        # imports, data, finite start energy
-    size = get_world().size
-    if temper.n_replicas < size:
-        raise ConfigError(f"{temper.n_replicas} replicas cannot fill {size} ranks: every rank "
-                          "advances at least one replica; use more replicas or fewer ranks",
-                          key="temper.replicas", source=cf.source)
-    plan = TemperPlan(cf, temper, out, run)
-    if resume:
-        check_existing(out.path, kind="temper", config_hash=plan.hash)
-    else:
-        check_new_output(out.path, force=force)
-    return plan
 
 
 def _warmed_up(problem):
@@ -164,69 +114,64 @@ def load_checkpoint(store: ResultStore) -> dict | None:
     return {key: group[key][()] for key in group}
 
 
-def run_temper(world: World, plan: TemperPlan, *, resume: bool, quiet: bool = False) -> dict:
-    cfg = plan.temper
+def run_temper(session: Session) -> RunOutcome:
+    """The tempering campaign on every rank (the kind's run)."""
+    world, plan, store = session.world, session.plan, session.store
+    cfg: TemperConfig = plan.config
     apply_on_workers(world, Resources(), rank0_evaluates=True)   # one BLAS thread per rank
-    problem = world.node_first(lambda: _warmed_up(make_problem(cfg.problem, plan.file.source)))
+    problem = world.node_first(lambda: _warmed_up(make_problem(cfg.problem, cfg.source)))
     owned = replicas_of_rank(cfg.n_replicas, world.size, world.rank)
     collective = MpiCollective(world, cfg.n_replicas)
-    store = ResultStore(world, plan.output.path)
     checkpoint = None
-    if resume:
-        store.resume(world_size=world.size)
+    if plan.resume:
         checkpoint = world.bcast(load_checkpoint(store) if world.is_root else None)
-    campaign = TemperCampaign(cfg, problem, seed=plan.run.seed, owned=list(owned),
+    campaign = TemperCampaign(cfg, problem, seed=plan.seed, owned=list(owned),
                               collective=collective, checkpoint=checkpoint)
-    if not resume:
-        template = campaign.checkpoint()   # collective: shapes of the checkpoint datasets
-        arrays = {f"checkpoint/{s}/{k}": v for s in CHECKPOINT_SLOTS for k, v in template.items()}
+    writer_ck = None
+    if not plan.resume:
+        template = campaign.checkpoint()  # collective: shapes of the checkpoint datasets
+        arrays = {f"checkpoint/{s}/{k}": v for s in CHECKPOINT_SLOTS
+                  for k, v in template.items()}
         arrays["checkpoint/valid"] = np.array([-1, -1], dtype=np.int64)
         n = cfg.n_replicas
+        names = list(getattr(problem, "param_names", None) or [])
         tables = {ROUNDS: TableSpec(schema.with_status(campaign.record_dtype), cfg.rounds,
                                     {"n_replicas": n, "problem": cfg.problem.name}),
                   SAMPLES: TableSpec(campaign.sample_dtype, _n_samples(campaign),
-                                     {"param_names": list(getattr(problem, "param_names", None)
-                                                          or [])}),
+                                     {"param_names": names}),
                   "pairs": TableSpec(PAIR_DTYPE, max(n - 1, 0)),
                   "replicas": TableSpec(REPLICA_DTYPE, n),
                   "slots": TableSpec(SLOT_DTYPE, n)}
-        store.create(kind="temper", config_text=plan.file.text, config_hash=plan.hash,
-                     seed=plan.run.seed, tables=tables, arrays=arrays,
-                     attrs={"config_path": str(plan.file.path.resolve())})
-        # a fresh file already holds the start state as a valid checkpoint
-        writer_ck = template
-    else:
-        writer_ck = None
-    progress = Progress(cfg.rounds, label="temper", quiet=quiet or not world.is_root,
-                        done=campaign.round)
+        session.create(tables=tables, arrays=arrays)
+        writer_ck = template      # a fresh file holds the start state as a valid checkpoint
+    progress = session.start_progress(cfg.rounds, done=campaign.round, label="temper",
+                                      unit="round")
     writer = _Writer(store, campaign, progress, writes=world.is_root and store.holds_file)
     if writer_ck is not None:
         writer.on_checkpoint(writer_ck)
-    t0 = time.monotonic()
     status = "complete"
     if not campaign.done:
         status = campaign.run(on_round=writer.on_round, on_sample=writer.on_sample,
-                              should_stop=stop_requested, checkpoint_every=plan.checkpoint_every,
+                              should_stop=stop_requested,
+                              checkpoint_every=plan.run.checkpoint_every
+                              or DEFAULT_CHECKPOINT_EVERY,
                               on_checkpoint=writer.on_checkpoint)
     writer.flush()
-    progress.close()
     summary = campaign.summary()          # collective, identical on every rank
     if world.is_root and store.holds_file:
         store.write_rows("pairs", summary.pairs)
         store.write_rows("replicas", summary.replicas)
         store.write_rows("slots", summary.slots)
     best_params = _state_params(problem, summary.best_state)
-    store.set_attrs("best", {"params": best_params, "objective": summary.best_energy,
-                             "replica": summary.best_replica, "round": summary.best_round})
-    store.set_attrs("/", {"log_z_ratio": summary.log_z_ratio, "rounds_done": summary.rounds_done,
-                          "temperatures": summary.temperatures.tolist(),
-                          "elapsed_last_run": time.monotonic() - t0})
-    store.close(status)
-    return {"status": status, "path": str(plan.output.path), "rounds": cfg.rounds,
-            "rounds_done": summary.rounds_done, "best_energy": summary.best_energy,
-            "best_params": best_params, "pairs": summary.pairs, "log_z_ratio": summary.log_z_ratio,
-            "elapsed": time.monotonic() - t0, "signal": stop_signal_name()}
-
+    best = {"params": best_params, "objective": summary.best_energy,
+            "replica": summary.best_replica, "round": summary.best_round}
+    attrs = {"log_z_ratio": summary.log_z_ratio, "rounds_done": summary.rounds_done,
+             "temperatures": summary.temperatures.tolist()}
+    return RunOutcome(status, {"rounds": cfg.rounds, "rounds_done": summary.rounds_done,
+                               "best_energy": summary.best_energy,
+                               "best_params": best_params, "pairs": summary.pairs,
+                               "log_z_ratio": summary.log_z_ratio},
+                      best=best, attrs=attrs)
 
 def _state_params(problem, state: np.ndarray) -> dict:
     names = getattr(problem, "param_names", None)
@@ -251,4 +196,3 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
-run = run_temper

@@ -1,0 +1,1 @@
+"""The campaign lifecycle and the registry of campaign kinds (see contract.py)."""
