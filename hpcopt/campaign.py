@@ -15,7 +15,7 @@ from typing import Any, Callable
 from .errors import Interrupted, UsageError
 from .imports import add_search_dir
 from .logs import add_log_file, log, setup_logging
-from .mpi.runtime import World, install_stop_handlers, run_spmd
+from .mpi.runtime import World, configure_waits, install_stop_handlers, run_spmd
 
 
 def run_campaign(label: str, *, prepare: Callable[[], Any], run: Callable[[World, Any], dict],
@@ -36,9 +36,11 @@ def run_campaign(label: str, *, prepare: Callable[[], Any], run: Callable[[World
                 sys.stderr.write(f"hpcopt: error: {error}\n")
             return UsageError.exit_code
         add_search_dir(plan.file.base_dir)
+        waits = configure_waits(world, plan.run.wait)    # every wait from here follows [run] wait
         if world.is_root:
             add_log_file(plan.output.path)
             log.info(f"{label} on {world.size} rank(s); results in {plan.output.path}")
+            log.debug(f"waits: {waits.policy} -> spin {waits.spin_seconds:g} s ({waits.reason})")
         summary = run(world, plan)
         if world.is_root:
             print(format_summary(summary), flush=True)

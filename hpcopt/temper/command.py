@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,13 @@ from ..config import (ConfigFile, OutputConfig, RunConfig, check_tables, config_
                       open_config, parse_output, parse_run)
 from ..errors import ConfigError
 from ..mpi.collective import MpiCollective
-from ..mpi.runtime import World, get_world, stop_requested, stop_signal_name
+from ..mpi.runtime import World, get_world, stop_signal_name
 from ..progress import Progress
 from ..resources import Resources, apply_on_workers
 from ..store import schema
 from ..store.resultfile import (FlushClock, ResultStore, TableSpec, check_existing,
                                 check_new_output)
-from .campaign import TemperCampaign
+from .campaign import CheckpointClock, TemperCampaign
 from .collective import replicas_of_rank
 from .config import TemperConfig, parse_temper_config
 from .problems import IsingProblem, make_problem
@@ -37,7 +38,6 @@ from .stats import PAIR_DTYPE, REPLICA_DTYPE, SLOT_DTYPE
 TABLES = ("temper", "problem", "output", "run", "slurm")
 ROUNDS, SAMPLES = "rounds", "samples"
 CHECKPOINT_SLOTS = ("a", "b")
-DEFAULT_CHECKPOINT_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ class TemperPlan:
 
     @property
     def checkpoint_every(self) -> int:
-        return self.run.checkpoint_every or DEFAULT_CHECKPOINT_EVERY
+        """Rounds between checkpoints; 0: on rank 0's clock (campaign.CheckpointClock)."""
+        return self.run.checkpoint_every
 
 
 def prepare(config: Path, output: str | None, resume: bool, force: bool) -> TemperPlan:
@@ -204,10 +205,11 @@ def run_temper(world: World, plan: TemperPlan, *, resume: bool, quiet: bool = Fa
         writer.on_checkpoint(writer_ck)
     t0 = time.monotonic()
     status = "complete"
+    clock = CheckpointClock() if world.is_root and not plan.checkpoint_every else None
     if not campaign.done:
         status = campaign.run(on_round=writer.on_round, on_sample=writer.on_sample,
-                              should_stop=stop_requested, checkpoint_every=plan.checkpoint_every,
-                              on_checkpoint=writer.on_checkpoint)
+                              should_stop=_stop_code, checkpoint_every=plan.checkpoint_every,
+                              on_checkpoint=writer.on_checkpoint, checkpoint_clock=clock)
     writer.flush()
     progress.close()
     summary = campaign.summary()          # collective, identical on every rank
@@ -225,7 +227,22 @@ def run_temper(world: World, plan: TemperPlan, *, resume: bool, quiet: bool = Fa
     return {"status": status, "path": str(plan.output.path), "rounds": cfg.rounds,
             "rounds_done": summary.rounds_done, "best_energy": summary.best_energy,
             "best_params": best_params, "pairs": summary.pairs, "log_z_ratio": summary.log_z_ratio,
-            "elapsed": time.monotonic() - t0, "signal": stop_signal_name()}
+            "elapsed": time.monotonic() - t0,
+            "signal": _signal_name(campaign.stop_code) or stop_signal_name()}
+
+
+def _stop_code() -> int:
+    """This rank's stop request for the round's gather: the signal's number, 0 for none."""
+    name = stop_signal_name()
+    return int(signal.Signals[name]) if name else 0
+
+
+def _signal_name(code: int) -> str | None:
+    """The signal that stopped the campaign on whichever rank received it."""
+    try:
+        return signal.Signals(code).name if code else None
+    except ValueError:
+        return None
 
 
 def _state_params(problem, state: np.ndarray) -> dict:
