@@ -55,7 +55,10 @@ class MpiCollective:
         self.n_replicas = n_replicas
         self.rows = [b - a for a, b in (rank_range(n_replicas, world.size, r)
                                         for r in range(world.size))]
-        self.comm = world.comm.Dup() if world.size > 1 else None   # collective
+        self.comm = None
+        if world.size > 1:
+            world.barrier()                 # quietly: MPI_Comm_dup spins while it waits
+            self.comm = world.comm.Dup()
 
     def close(self) -> None:
         if self.comm is not None:

@@ -165,10 +165,14 @@ def _config_value(f: h5py.File, table: str, key: str, default):
 def temper_details(f: h5py.File) -> dict:
     """Ladder, neighbour acceptance, round trips, log Z ratio: from the end-of-run tables when
     written, otherwise from the rounds so far (after burn-in)."""
+    from ..temper.stats import LOG_Z_ATTRS
     finished = _tables.FINAL_MARK in f.attrs
+    log_z = {method: {"value": float(f.attrs.get(value, math.nan)),
+                      "error": float(f.attrs.get(error, math.nan))}
+             for method, (value, error) in LOG_Z_ATTRS.items()}
     out: dict = {"rounds_done": 0, "n_replicas": int(f["rounds"].attrs.get("n_replicas", 0)),
                  "problem": attr_str(f["rounds"], "problem"), "from_rounds": not finished,
-                 "log_z_ratio": float(f.attrs.get("log_z_ratio", math.nan)),
+                 "log_z_ratio": log_z["thermodynamic_integration"]["value"], "log_z": log_z,
                  "n_samples": sum(len(r) for r in _tables.iter_rows(f, "samples",
                                                                      fields=["task_id"]))
                  if "samples" in f else 0}
@@ -320,9 +324,9 @@ def _temper_lines(t: dict) -> list[str]:
         trips = t["round_trips"]
         lines.append(f"  round trips T_min -> T_max -> T_min{src}: {sum(trips)} in total; per "
                      f"replica " + ", ".join(str(n) for n in trips))
-    z = t["log_z_ratio"]
-    if isinstance(z, float) and math.isfinite(z):
-        lines.append(f"  log Z(T_min) - log Z(T_max) (thermodynamic integration): {z:.6g}")
+    from ..temper.stats import log_z_lines
+    lines += log_z_lines({m: (e["value"], e["error"]) for m, e in t.get("log_z", {}).items()},
+                         indent="  ")
     return lines
 
 

@@ -18,7 +18,6 @@ checkpoint asked for by any rank in round r happens on every rank after round r.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -31,9 +30,9 @@ from .exchange import exchange_rng, exchange_round
 from .ladder import Ladder
 from .problems import Problem
 from .replica import Replica
-from .stats import REPLICA_DTYPE, TemperStats, round_dtype, sample_dtype, thermodynamic_integration
+from .stats import REPLICA_DTYPE, TemperStats, round_dtype, sample_dtype
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2      # 2: with the log Z accumulators (stats_logz_*)
 _REPLICA_KEYS = ("state", "energy", "best_state", "best_energy", "best_round", "moves", "rng")
 # gathered columns: energy, best energy, move acceptance, best round, stop code, checkpoint
 # request (then the observables)
@@ -66,6 +65,7 @@ class TemperSummary:
     slots: np.ndarray               # stats.SLOT_DTYPE rows
     log_z_ratio: float              # TI: log Z(T_min) - log Z(T_max) (nan with one replica)
     rounds_done: int
+    log_z: dict[str, tuple[float, float]]   # {method: (estimate, standard error)}, see stats
 
 
 class CheckpointClock:
@@ -173,7 +173,7 @@ class TemperCampaign:
         ex = None
         if self.n_replicas > 1:
             ex = exchange_round(energies, slots, betas, r, exchange_rng(self.seed, r))
-        self.stats.update(r, slots, energies, best_energies, ex)
+        self.stats.update(r, slots, energies, best_energies, ex, betas)
         record = self._record(r, temps, slots, full, ex)
         if ex is not None:
             self.ladder.update(r, ex.probability)
@@ -311,8 +311,7 @@ class TemperCampaign:
         with np.errstate(invalid="ignore", divide="ignore"):
             reps["move_acceptance"] = full[:, 2] / full[:, 3]
         slots = self.stats.slot_table(temps)
-        log_z = math.nan
-        if self.n_replicas > 1 and np.all(slots["n"] > 0):
-            log_z = thermodynamic_integration(temps, slots["mean_energy"])[0]
+        log_z = self.stats.log_z.estimates(temps)
         return TemperSummary(float(full[i, 0]), best_states[i], i, int(full[i, 1]), temps,
-                             self.stats.pair_table(temps), reps, slots, log_z, self.round)
+                             self.stats.pair_table(temps), reps, slots,
+                             log_z["thermodynamic_integration"][0], self.round, log_z)

@@ -11,7 +11,6 @@ from the newest complete checkpoint and continues bit for bit.
 from __future__ import annotations
 
 import dataclasses
-import math
 import signal
 import time
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from .campaign import CheckpointClock, TemperCampaign
 from .collective import replicas_of_rank
 from .config import TemperConfig, parse_temper_config
 from .problems import IsingProblem, make_problem
-from .stats import PAIR_DTYPE, REPLICA_DTYPE, SLOT_DTYPE
+from .stats import LOG_Z_ATTRS, PAIR_DTYPE, REPLICA_DTYPE, SLOT_DTYPE, log_z_lines
 
 TABLES = ("temper", "problem", "output", "run", "slurm")
 ROUNDS, SAMPLES = "rounds", "samples"
@@ -220,13 +219,15 @@ def run_temper(world: World, plan: TemperPlan, *, resume: bool, quiet: bool = Fa
     best_params = _state_params(problem, summary.best_state)
     store.set_attrs("best", {"params": best_params, "objective": summary.best_energy,
                              "replica": summary.best_replica, "round": summary.best_round})
-    store.set_attrs("/", {"log_z_ratio": summary.log_z_ratio, "rounds_done": summary.rounds_done,
+    log_z_attrs = {name: float(v) for method, names in LOG_Z_ATTRS.items()
+                   for name, v in zip(names, summary.log_z[method])}
+    store.set_attrs("/", {**log_z_attrs, "rounds_done": summary.rounds_done,
                           "temperatures": summary.temperatures.tolist(),
                           "elapsed_last_run": time.monotonic() - t0})
     store.close(status)
     return {"status": status, "path": str(plan.output.path), "rounds": cfg.rounds,
             "rounds_done": summary.rounds_done, "best_energy": summary.best_energy,
-            "best_params": best_params, "pairs": summary.pairs, "log_z_ratio": summary.log_z_ratio,
+            "best_params": best_params, "pairs": summary.pairs, "log_z": summary.log_z,
             "elapsed": time.monotonic() - t0,
             "signal": _signal_name(campaign.stop_code) or stop_signal_name()}
 
@@ -262,9 +263,7 @@ def format_summary(s: dict) -> str:
     if len(pairs):
         acc = ", ".join(f"{a:.2f}" for a in pairs["acceptance"])
         lines.append(f"neighbour swap acceptance: {acc}")
-    if math.isfinite(s["log_z_ratio"]):
-        lines.append(f"log Z(T_min) - log Z(T_max) (thermodynamic integration): "
-                     f"{s['log_z_ratio']:.6g}")
+    lines += log_z_lines(s["log_z"])
     return "\n".join(lines)
 
 
