@@ -16,26 +16,26 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 
-from ..config import (ConfigFile, OutputConfig, RunConfig, check_tables, config_hash,
-                      open_config, parse_output, parse_run)
-from ..errors import ConfigError
+from ..config import (ConfigFile, OutputConfig, RunConfig, check_tables, open_config,
+                      parse_output, parse_run)
+from ..errors import ConfigError, ResultFileError
 from ..mpi.collective import MpiCollective
 from ..mpi.runtime import World, get_world, stop_signal_name
 from ..progress import Progress
 from ..resources import Resources, apply_on_workers
 from ..store import schema
-from ..store.resultfile import (FlushClock, ResultStore, TableSpec, check_existing,
-                                check_new_output)
-from .campaign import CheckpointClock, TemperCampaign
+from ..store.resultfile import FlushClock, ResultStore, TableSpec, check_new_output
+from .campaign import CHECKPOINT_FORMAT, CheckpointClock, TemperCampaign
 from .collective import replicas_of_rank
-from .config import TemperConfig, parse_temper_config
+from .config import TemperConfig, campaign_hash, parse_temper_config
+from .extend import FINAL_ATTR, ROUNDS, SAMPLES, extend_file, extension_of, n_samples
 from .problems import IsingProblem, make_problem
 from .stats import LOG_Z_ATTRS, PAIR_DTYPE, REPLICA_DTYPE, SLOT_DTYPE, log_z_lines
 
 TABLES = ("temper", "problem", "output", "run", "slurm")
-ROUNDS, SAMPLES = "rounds", "samples"
 CHECKPOINT_SLOTS = ("a", "b")
 
 
@@ -46,9 +46,11 @@ class TemperPlan:
     output: OutputConfig
     run: RunConfig
 
+    extend_from: int | None = None     # --resume of a file with fewer rounds (extend.py)
+
     @property
     def hash(self) -> str:
-        return config_hash({"temper": dataclasses.asdict(self.temper), "seed": self.run.seed})
+        return campaign_hash(self.temper, self.run.seed)
 
     @property
     def checkpoint_every(self) -> int:
@@ -74,12 +76,13 @@ def prepare(config: Path, output: str | None, resume: bool, force: bool) -> Temp
         raise ConfigError(f"{temper.n_replicas} replicas cannot fill {size} ranks: every rank "
                           "advances at least one replica; use more replicas or fewer ranks",
                           key="temper.replicas", source=cf.source)
-    plan = TemperPlan(cf, temper, out, run)
     if resume:
-        check_existing(out.path, kind="temper", config_hash=plan.hash)
+        extend_from = extension_of(out.path, temper, run.seed)
+        check_checkpoint(out.path)
     else:
+        extend_from = None
         check_new_output(out.path, force=force)
-    return plan
+    return TemperPlan(cf, temper, out, run, extend_from)
 
 
 def _warmed_up(problem):
@@ -88,10 +91,6 @@ def _warmed_up(problem):
         from ..kernels.ising import warm_up
         warm_up()
     return problem
-
-
-def _n_samples(campaign: TemperCampaign) -> int:
-    return sum(1 for r in range(campaign.config.rounds) if campaign.sample_due(r))
 
 
 def _sample_position(campaign: TemperCampaign, round_no: int) -> int:
@@ -154,6 +153,21 @@ class _Writer:
         self.store.flush()
 
 
+def check_checkpoint(path: Path) -> None:
+    """--resume: the file's newest checkpoint is one this version continues (rank 0)."""
+    with h5py.File(path, "r", locking=False) as f:
+        valid = f.get("checkpoint/valid")
+        if valid is None or np.max(valid[()]) < 0:
+            return
+        name = CHECKPOINT_SLOTS[int(np.argmax(valid[()]))]
+        found = f.get(f"checkpoint/{name}/format")
+        version = int(found[()]) if found is not None else None
+    if version != CHECKPOINT_FORMAT:
+        raise ResultFileError(f"{path}: its checkpoint has format {version}, this hpcopt "
+                              f"continues format {CHECKPOINT_FORMAT} only (written by another "
+                              "version): finish it with that version, or start over with --force")
+
+
 def load_checkpoint(store: ResultStore) -> dict | None:
     """The newest complete checkpoint of the file (rank 0), or None if none was written."""
     valid = store.read_array("checkpoint/valid")
@@ -174,6 +188,10 @@ def run_temper(world: World, plan: TemperPlan, *, resume: bool, quiet: bool = Fa
     checkpoint = None
     if resume:
         store.resume(world_size=world.size)
+        if plan.extend_from is not None:       # more rounds: longer tables, the new config
+            extend_file(store, dataclasses.replace(cfg, rounds=plan.extend_from), cfg)
+            store.set_attrs("/", {schema.ATTR_CONFIG: plan.file.text,
+                                  schema.ATTR_CONFIG_HASH: plan.hash})
         checkpoint = world.bcast(load_checkpoint(store) if world.is_root else None)
     campaign = TemperCampaign(cfg, problem, seed=plan.run.seed, owned=list(owned),
                               collective=collective, checkpoint=checkpoint)
@@ -184,7 +202,7 @@ def run_temper(world: World, plan: TemperPlan, *, resume: bool, quiet: bool = Fa
         n = cfg.n_replicas
         tables = {ROUNDS: TableSpec(schema.with_status(campaign.record_dtype), cfg.rounds,
                                     {"n_replicas": n, "problem": cfg.problem.name}),
-                  SAMPLES: TableSpec(campaign.sample_dtype, _n_samples(campaign),
+                  SAMPLES: TableSpec(campaign.sample_dtype, n_samples(cfg),
                                      {"param_names": list(getattr(problem, "param_names", None)
                                                           or [])}),
                   "pairs": TableSpec(PAIR_DTYPE, max(n - 1, 0)),
@@ -221,7 +239,7 @@ def run_temper(world: World, plan: TemperPlan, *, resume: bool, quiet: bool = Fa
                              "replica": summary.best_replica, "round": summary.best_round})
     log_z_attrs = {name: float(v) for method, names in LOG_Z_ATTRS.items()
                    for name, v in zip(names, summary.log_z[method])}
-    store.set_attrs("/", {**log_z_attrs, "rounds_done": summary.rounds_done,
+    store.set_attrs("/", {**log_z_attrs, FINAL_ATTR: summary.rounds_done,
                           "temperatures": summary.temperatures.tolist(),
                           "elapsed_last_run": time.monotonic() - t0})
     store.close(status)

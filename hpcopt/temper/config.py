@@ -31,10 +31,12 @@ tables ([output], [run]) belong to the command driver.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import config_hash
 from ..imports import load_callable
 from ..tomlread import Table
 from .ladder import check_ladder, geometric_ladder
@@ -130,6 +132,11 @@ class TemperConfig:
     burn_in: int
     problem: ProblemSpec
     source: str = ""
+
+
+def campaign_hash(config: TemperConfig, seed: int) -> str:
+    """What a result file must have been written with to be resumed (see extend.py)."""
+    return config_hash({"temper": dataclasses.asdict(config), "seed": seed})
 
 
 def parse_temper_config(root: Table, source: str, base_dir: str | Path | None = None) -> TemperConfig:

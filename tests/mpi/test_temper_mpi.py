@@ -207,3 +207,25 @@ def test_an_energy_that_exits_is_an_error_naming_rank_and_replica(tmp_path, n, r
     assert f"hpcopt: error on rank {bad} " in proc.stderr, proc.stderr[-3000:]
     assert re.search(rf"EnergyError: replica \d+ at T = [\d.]+, round \d+: the energy "
                      rf"'exiting_energy:energy' raised {name}", proc.stderr), proc.stderr[-3000:]
+
+
+# -- more rounds on --resume (issue 13.2) ------------------------------------------------------
+
+@pytest.mark.parametrize("stopped", [False, True], ids=["after-the-end", "interrupted"])
+def test_resume_with_more_rounds_continues_to_the_new_total(tmp_path, stopped, well_reference):
+    """A campaign run (or stopped) with rounds = 150 at 3 ranks and resumed at 2 ranks with
+    rounds = 400 is bit for bit the 400-round campaign run at once."""
+    cfg = write_config(tmp_path / "pt.toml", WELL.replace("rounds = 400", "rounds = 150"))
+    if stopped:
+        proc = start(["temper", cfg], n=3, TESTOBJ_SLEEP="0.0005")
+        wait_for_rows(tmp_path / "pt.h5", "rounds", 40, timeout=120)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 3, err
+    else:
+        run(["temper", cfg], n=3, check=True, TESTOBJ_SLEEP="0")
+    with h5py.File(tmp_path / "pt.h5", "r") as f:
+        assert f["rounds"].shape == (150,)
+    write_config(cfg, WELL)
+    run(["temper", cfg, "--resume"], n=2, check=True, TESTOBJ_SLEEP="0")
+    assert contents(tmp_path / "pt.h5") == well_reference
