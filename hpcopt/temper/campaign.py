@@ -110,7 +110,12 @@ class TemperCampaign:
         self.record_dtype = round_dtype(n, problem.observable_names)
         self.sample_dtype = sample_dtype(problem.state_shape, problem.state_dtype,
                                          problem.observable_names)
-        self.timings = {"advance": 0.0, "exchange": 0.0, "sample": 0.0, "rounds": 0}
+        # seconds per phase (benchmarks): advance = the Metropolis steps, gather = the round's
+        # allgather (waiting included), sample = receiving the T_min state, decide = exchange
+        # decisions, statistics and record, record / checkpoint = run()'s callbacks
+        self.timings = dict.fromkeys(("advance", "gather", "sample", "decide", "record",
+                                      "checkpoint"), 0.0)
+        self.timings["rounds"] = 0
         self.stop_code = 0              # of the rank that stopped the run (see run)
         if checkpoint is not None:
             self.restore(checkpoint)
@@ -156,12 +161,11 @@ class TemperCampaign:
                               float(int(stop_requested)), float(bool(checkpoint_wanted)))
             row[_COLUMNS:] = self.problem.observables(rep.state)
         full = self.collective.allgather(local)
+        t2 = time.perf_counter()
         energies, best_energies = full[:, 0].copy(), full[:, 1].copy()
         asked = np.flatnonzero(full[:, _STOP] != 0)
         stop_code = int(full[asked[0], _STOP]) if asked.size else 0
         slots = self.slot_of_replica
-
-        t2 = time.perf_counter()
         sample = None
         if sampling:
             cold_state = pending.wait()
@@ -182,8 +186,9 @@ class TemperCampaign:
         t4 = time.perf_counter()
         tm = self.timings
         tm["advance"] += t1 - t0
-        tm["exchange"] += (t2 - t1) + (t4 - t3)
+        tm["gather"] += t2 - t1
         tm["sample"] += t3 - t2
+        tm["decide"] += t4 - t3
         tm["rounds"] += 1
         return RoundOutcome(record, sample, stop_code != 0, stop_code,
                             bool(np.any(full[:, _CHECKPOINT] != 0)))
@@ -229,17 +234,21 @@ class TemperCampaign:
         while not self.done:
             want = checkpoint_clock is not None and checkpoint_clock.due()
             out = self.run_round(should_stop() if should_stop else 0, want)
+            t0 = time.perf_counter()
             if on_round:
                 on_round(out.record)
             if out.sample is not None and on_sample:
                 on_sample(out.sample)
+            self.timings["record"] += time.perf_counter() - t0
             stopping = out.stop and not self.done
             due = out.checkpoint or (checkpoint_every and self.round % checkpoint_every == 0)
             if on_checkpoint and (stopping or due or self.done):
-                t0 = time.monotonic()
+                t0 = time.perf_counter()
                 on_checkpoint(self.checkpoint(to_root=True))
+                took = time.perf_counter() - t0
+                self.timings["checkpoint"] += took
                 if checkpoint_clock is not None:
-                    checkpoint_clock.wrote(time.monotonic() - t0)
+                    checkpoint_clock.wrote(took)
             if stopping:
                 self.stop_code = out.stop_code
                 return "interrupted"

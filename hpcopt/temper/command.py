@@ -230,6 +230,7 @@ def run_temper(world: World, plan: TemperPlan, *, resume: bool, quiet: bool = Fa
     writer.flush()
     progress.close()
     summary = campaign.summary()          # collective, identical on every rank
+    collective.close()
     if world.is_root and store.holds_file:
         store.write_rows("pairs", summary.pairs)
         store.write_rows("replicas", summary.replicas)
