@@ -118,7 +118,7 @@ def _overhead(camp: TemperCampaign) -> dict:
     t = camp.timings
     n = t["rounds"]
     advance = t["advance"] / n
-    exchange = (t["exchange"] + t["sample"]) / n
+    exchange = sum(t[k] for k in ("gather", "sample", "decide", "record", "checkpoint")) / n
     return {"replicas": camp.n_replicas, "rounds": n,
             "advance_ms_per_round": 1e3 * advance, "exchange_ms_per_round": 1e3 * exchange,
             "exchange_fraction": exchange / (advance + exchange)}

@@ -7,16 +7,22 @@
    keep its per-phase timings, so every rank reports step ("advance") seconds and the
    run loop's elapsed seconds (the temper result file has no timing attr).
    step = the slowest rank's advance time per round (the critical path);
-   overhead = loop wall per round - step (Iallgatherv, exchange decisions, statistics,
-   recording and checkpoints).  Cross-check without the driver's numbers: the
-   subprocess wall time of R rounds minus that of a rounds=1 run, over R - 1.
-   Baseline for the 3-rank overhead: a bare Iallgather with hpcopt's quiet wait and a
-   blocking MPI Allgather, 300 rounds at 3 ranks (what the machine charges per collective).
+   overhead = loop wall per round - step (the gather, exchange decisions, statistics,
+   recording and checkpoints); where it goes on rank 0: gather (waiting included),
+   sample (the T_min state), decide (decisions, statistics, record), record (the
+   writer: rows, progress, HDF5 flushes), checkpoint.  Cross-check without the
+   driver's numbers: the subprocess wall time of R rounds minus that of a rounds=1
+   run, over R - 1.  The Ising problem also runs at 3 ranks with [run] wait = "spin".
+   Baseline for the 3-rank overhead: bare exchanges of one float64 row per replica,
+   300 rounds at 3 ranks (what the machine charges per collective): MPI's Iallgather
+   with hpcopt's quiet wait, MPI's blocking Allgather, and hpcopt's MpiCollective with
+   quiet waits (the direct exchange).
 2. Speed-up of the 4-replica 2 ms campaign at 3 ranks over 1 rank (loop wall).
 3. The same campaign with the seed's multiprocessing.Pool design (bench_temper.pool_campaign,
    pool start included): wall ratio Pool / hpcopt at 3 ranks, with Pool(3) (as many
    processes stepping replicas as hpcopt's 3 ranks) and Pool(2) (3 processes in all),
-   and a check that the chains are identical.
+   run in turn with hpcopt POOL_REPEATS times (medians), and a check that the chains are
+   identical.
 """
 
 from __future__ import annotations
@@ -115,23 +121,31 @@ def _temper(d: Path, name: str, text: str, ranks: int):
     return run, timings, out
 
 
-def overhead(d: Path, name: str, text: str, rounds: int, ranks: int) -> dict:
+PHASES = ("gather", "sample", "decide", "record", "checkpoint")
+
+
+def overhead(d: Path, name: str, text: str, rounds: int, ranks: int,
+             wait: str | None = None) -> dict:
+    """Figures of one campaign at `ranks` ranks ([run] wait as given, default auto)."""
+    if wait is not None:
+        text = textwrap.dedent(text).replace("[run]\n", f"[run]\nwait = \"{wait}\"\n")
     run_r, tm, out = _temper(d, name, text.format(rounds=rounds), ranks)
     run_1, _, _ = _temper(d, name + "-r1", text.format(rounds=1), ranks)
     root = next(t for t in tm if t["rank"] == 0)
     critical = max(tm, key=lambda t: t["advance"])
     wall = root["elapsed"] / rounds
     step = critical["advance"] / rounds
-    collective = (critical["exchange"] + critical["sample"]) / rounds
     cli = (run_r.wall_s - run_1.wall_s) / (rounds - 1)
-    return {"ranks": ranks, "rounds": rounds,
+    phases = {f"rank0_{p}_ms_per_round": 1e3 * root.get(p, 0.0) / rounds for p in PHASES}
+    phases["rank0_rest_ms_per_round"] = 1e3 * (wall - root["advance"] / rounds) - sum(
+        phases.values())      # the loop around the round, the final summary and attrs
+    return {"ranks": ranks, "rounds": rounds, "wait": wait or "auto",
             "replicas_per_rank": [t["owned"] for t in sorted(tm, key=lambda t: t["rank"])],
             "wall_ms_per_round": 1e3 * wall,
             "step_ms_per_round": 1e3 * step,
             "overhead_ms_per_round": 1e3 * (wall - step),
-            "exchange_ms_per_round": 1e3 * collective,   # gather+decisions+stats, critical rank
-            "record_ms_per_round": 1e3 * (wall - step - collective),
             "overhead_fraction": (wall - step) / wall,
+            **phases,
             "cli_ms_per_round": 1e3 * cli,             # (wall(R) - wall(1)) / (R - 1), subprocess
             "subprocess_wall_s": run_r.wall_s, "startup_wall_s_rounds1": run_1.wall_s,
             "_file": str(out)}
@@ -141,24 +155,29 @@ BARE_ALLGATHER = """
 import sys, time
 import numpy as np
 from mpi4py import MPI
-from hpcopt.mpi.runtime import wait_quietly
+from hpcopt.mpi.collective import MpiCollective
+from hpcopt.mpi.runtime import get_world, set_wait_mode, wait_quietly
 comm = MPI.COMM_WORLD
 rounds, rows = int(sys.argv[1]), int(sys.argv[2])
 local = np.zeros((rows, 5))
 full = np.empty((rows * comm.size, 5))
+set_wait_mode("quiet")
+collective = MpiCollective(get_world(), rows * comm.size)
 def quiet():
     wait_quietly(comm.Iallgather(local, full))
 def blocking():
     comm.Allgather(local, full)
+def direct():
+    collective.allgather(local)
 out = []
-for fn in (quiet, blocking):
+for fn in (quiet, blocking, direct):
     comm.Barrier()
     t0 = time.perf_counter()
     for _ in range(rounds):
         fn()
     out.append(1e3 * (time.perf_counter() - t0) / rounds)
 if comm.rank == 0:
-    print(out[0], out[1])
+    print(*out)
 """
 
 
@@ -171,24 +190,40 @@ def bare_allgather(d: Path, ranks: int = 3, rounds: int = 300) -> dict:
     script.write_text(BARE_ALLGATHER)
     rows = -(-8 // ranks)
     out = run_cmd([MPIEXEC, "-n", str(ranks), PY, str(script), str(rounds), str(rows)], d)
-    quiet, blocking = (float(x) for x in out.stdout.split())
+    quiet, blocking, direct = (float(x) for x in out.stdout.split())
     return {"ranks": ranks, "quiet_wait_ms_per_round": quiet,
-            "blocking_ms_per_round": blocking}
+            "blocking_ms_per_round": blocking, "direct_quiet_ms_per_round": direct}
 
 
-def pool_vs_hpcopt(hpcopt_file: str, hpcopt_wall: float) -> dict:
+POOL_REPEATS = 3
+
+
+def pool_vs_hpcopt(d: Path, text: str) -> dict:
+    """hpcopt at 3 ranks and the Pool design side by side, POOL_REPEATS times in turn (a
+    shared machine's load changes between runs): median walls and median ratios."""
+    import statistics
+
     import h5py
     import numpy as np
     from bench_temper import pool_campaign
-    with h5py.File(hpcopt_file, "r") as f:
-        energies = f["rounds"]["energy"]
-    out = {}
+    walls: dict[str, list[float]] = {"hpcopt": [], "pool_3": [], "pool_2": []}
+    same = True
+    for _ in range(POOL_REPEATS):
+        fig = overhead(d, "costly-pool", text, CAMPAIGN["rounds"], 3)
+        walls["hpcopt"].append(fig["wall_ms_per_round"] * CAMPAIGN["rounds"] / 1e3)
+        with h5py.File(fig["_file"], "r") as f:
+            energies = f["rounds"]["energy"]
+        for workers in (3, 2):
+            wall, pool_energies = pool_campaign(CAMPAIGN["replicas"], CAMPAIGN["rounds"],
+                                                CAMPAIGN["interval"], workers)
+            walls[f"pool_{workers}"].append(wall)
+            same &= bool(np.array_equal(pool_energies, energies))
+    out = {f"{k}_wall_s": statistics.median(v) for k, v in walls.items()}
     for workers in (3, 2):
-        wall, pool_energies = pool_campaign(CAMPAIGN["replicas"], CAMPAIGN["rounds"],
-                                            CAMPAIGN["interval"], workers)
-        out[f"pool_{workers}_workers_wall_s"] = wall
-        out[f"pool_{workers}_workers_over_hpcopt_3ranks"] = wall / hpcopt_wall
-        out[f"pool_{workers}_workers_same_chains"] = bool(np.array_equal(pool_energies, energies))
+        ratios = [p / h for p, h in zip(walls[f"pool_{workers}"], walls["hpcopt"])]
+        out[f"pool_{workers}_workers_over_hpcopt_3ranks"] = statistics.median(ratios)
+    out["same_chains"] = same
+    out["walls_s"] = walls
     return out
 
 
@@ -206,10 +241,13 @@ def run() -> dict:
         for name, (text, rounds) in problems.items():
             for ranks in (1, 3):
                 detail[f"{name}/{ranks}rank"] = overhead(d, name, text, rounds, ranks)
+        ising, rounds = PROBLEMS["ising_L16_R8_10sweeps"]
+        detail["ising_L16_R8_10sweeps/3rank/spin"] = overhead(d, "ising-spin", ising, rounds, 3,
+                                                              wait="spin")
         c1, c3 = detail["costly2ms_R4_10steps/1rank"], detail["costly2ms_R4_10steps/3rank"]
         wall1 = c1["wall_ms_per_round"] * c1["rounds"] / 1e3
         wall3 = c3["wall_ms_per_round"] * c3["rounds"] / 1e3
-        pool = pool_vs_hpcopt(c3["_file"], wall3)
+        pool = pool_vs_hpcopt(d, problems["costly2ms_R4_10steps"][0])
         bare = bare_allgather(d)
     for fig in detail.values():
         fig.pop("_file")
@@ -219,6 +257,9 @@ def run() -> dict:
         flat[f"{key} step ms/round"] = fig["step_ms_per_round"]
         flat[f"{key} overhead ms/round"] = fig["overhead_ms_per_round"]
         flat[f"{key} overhead fraction"] = fig["overhead_fraction"]
+    for name in problems:
+        flat[f"{name} overhead 3 ranks / 1 rank"] = (detail[f"{name}/3rank"]["overhead_ms_per_round"]
+                                                     / detail[f"{name}/1rank"]["overhead_ms_per_round"])
     flat.update({
         "costly campaign serial energy s": serial,
         "costly campaign 1 rank loop s": wall1,
@@ -228,10 +269,10 @@ def run() -> dict:
         / c3["subprocess_wall_s"],
         "bare quiet Iallgather 3 ranks ms/round": bare["quiet_wait_ms_per_round"],
         "bare blocking Allgather 3 ranks ms/round": bare["blocking_ms_per_round"],
+        "bare direct exchange (quiet) 3 ranks ms/round": bare["direct_quiet_ms_per_round"],
         "pool(3 workers) / hpcopt 3 ranks wall": pool["pool_3_workers_over_hpcopt_3ranks"],
         "pool(2 workers) / hpcopt 3 ranks wall": pool["pool_2_workers_over_hpcopt_3ranks"],
-        "pool chains identical to hpcopt": pool["pool_3_workers_same_chains"]
-        and pool["pool_2_workers_same_chains"],
+        "pool chains identical to hpcopt": pool["same_chains"],
     })
     return {**flat, "campaign": dict(CAMPAIGN, energy_ms=2.0), "overhead": detail, "pool": pool,
             "load_average_before": load_before, "load_average_after": load_average(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .mpi.runtime import WAIT_POLICIES
 from .tomlread import Table, load_toml, parse_toml_text
 
 FARM_MODES = ("dynamic", "static")
@@ -31,6 +32,7 @@ class RunConfig:
     max_retries: int = 0
     task_timeout: float | None = None  # seconds per task attempt
     isolation: str = "none"            # "process": each worker evaluates in a child process
+    wait: str = "auto"                 # how waiting ranks poll: auto | quiet | spin (mpi.runtime)
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ def parse_run(root: Table) -> RunConfig:
         max_retries=t.int("max_retries", 0, min=0, max=100),
         task_timeout=timeout,
         isolation=t.str("isolation", "none", choices=ISOLATION),
+        wait=t.str("wait", "auto", choices=WAIT_POLICIES),
     )
     t.finish()
     return run

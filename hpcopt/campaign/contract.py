@@ -105,6 +105,7 @@ class RunOutcome:
     n_ok: int | None = None              # task campaigns: successful tasks (None: no tasks)
     n_failed: int = 0
     first_error: str = ""                # the first failure message, for "no task succeeded"
+    signal: str | None = None            # the stop signal, when a rank other than 0 got it
 
 
 class Session:

@@ -16,7 +16,8 @@ from ..config import open_config, open_config_text, parse_run
 from ..errors import Interrupted, ResultFileError, UsageError
 from ..imports import add_search_dir
 from ..logs import add_log_file, setup_logging
-from ..mpi.runtime import World, install_stop_handlers, run_spmd, stop_signal_name
+from ..mpi.runtime import (World, configure_waits, install_stop_handlers, run_spmd,
+                           stop_signal_name)
 from ..store import schema
 from ..store.resultfile import ResultStore, check_existing, check_new_output
 from . import registry
@@ -67,14 +68,18 @@ def execute(world: World, request: CampaignRequest) -> CampaignResult:
         return CampaignResult(UsageError.exit_code, error=error)
     kind = registry.get(plan.kind)
     add_search_dir(plan.file.base_dir)
+    waits = configure_waits(world, plan.run.wait)    # every wait from here follows [run] wait
     if world.is_root:
         add_log_file(plan.paths.output)
         log.info(f"{request.label or kind.name} on {world.size} rank(s); results in "
                  f"{plan.paths.output}")
+        log.debug(f"waits: {waits.policy} -> spin {waits.spin_seconds:g} s ({waits.reason})")
     store = ResultStore(world, plan.paths.output,
                         parallel=None if kind.parallel_store else False)
     if plan.resume:
         store.resume(world_size=world.size)
+        if plan.previous != plan.canonical:   # extended: the file now records this config
+            store.set_attrs("/", _config_attrs(plan))
     session = Session(world, plan, store, request, stamp=lambda: _stamp(kind, plan))
     outcome = kind.run(session)
     if session.progress is not None:
@@ -92,7 +97,7 @@ def _report(kind: CampaignKind, request: CampaignRequest, session: Session,
     """Rank 0: print the summary; (summary, exit status)."""
     summary = dict(outcome.summary, status=outcome.status,
                    path=str(session.plan.paths.output), elapsed=session.elapsed(),
-                   signal=stop_signal_name())
+                   signal=outcome.signal or stop_signal_name())
     text = kind.format_summary(summary)
     if request.epilogue is not None:
         text = "\n".join([text, *request.epilogue(summary)])
@@ -181,6 +186,11 @@ def _recorded_canonical(kind: CampaignKind, attrs: dict, plan: CampaignPlan,
         raise ResultFileError(f"{plan.paths.output}: the config recorded in the file is no "
                               f"longer valid ({exc}); it cannot be resumed") from None
     return {"campaign": kind.name, "run": {"seed": run.seed}, **canonical}
+
+
+def _config_attrs(plan: CampaignPlan) -> dict:
+    return {schema.ATTR_CONFIG: plan.file.text, schema.ATTR_CONFIG_HASH:
+            canonical_hash(plan.canonical), ATTR_CANONICAL: canonical_text(plan.canonical)}
 
 
 def _stamp(kind: CampaignKind, plan: CampaignPlan) -> dict:

@@ -70,6 +70,17 @@ def magnetisation(spins: np.ndarray) -> int:
     return int(spins.sum(dtype=np.int64))
 
 
+def levels(L: int) -> dict[str, tuple[int, int, int]]:
+    """(lowest, highest, spacing) of the values E and M can take on an L x L lattice.
+
+    M = N - 2 (spins down) moves in steps of 2; a flip changes E by 2 s (sum of the four
+    neighbours), a multiple of 4 (of 8 for L = 2, where up/down and left/right
+    neighbours coincide).  Not every level in between occurs (E = -2N + 4 does not).
+    """
+    n = L * L
+    return {"energy": (-2 * n, 2 * n, 4 if L > 2 else 8), "magnetisation": (-n, n, 2)}
+
+
 def boltzmann_factors(beta: float) -> np.ndarray:
     """[exp(-4 beta), exp(-8 beta)]: acceptance of the two uphill flips."""
     return np.exp(-float(beta) * np.array([4.0, 8.0]))

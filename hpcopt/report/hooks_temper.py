@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
@@ -55,9 +54,9 @@ class TemperReport(ReportHooks):
             trips = t["round_trips"]
             lines.append(f"  round trips T_min -> T_max -> T_min{src}: {sum(trips)} in total; "
                          "per replica " + ", ".join(str(n) for n in trips))
-        z = t["log_z_ratio"]
-        if isinstance(z, float) and math.isfinite(z):
-            lines.append(f"  log Z(T_min) - log Z(T_max) (thermodynamic integration): {z:.6g}")
+        from ..temper.stats import log_z_lines
+        lines += log_z_lines({m: (e["value"], e["error"]) for m, e in t.get("log_z", {}).items()},
+                             indent="  ")
         return lines
 
     def figures(self, r: Loaded) -> list[Callable]:

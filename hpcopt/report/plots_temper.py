@@ -4,6 +4,8 @@ magnetisation histograms)."""
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
@@ -16,6 +18,25 @@ MAX_TRACE_REPLICAS = 12
 MAX_TRACE_POINTS = 5000      # rounds drawn per trace (evenly thinned beyond)
 MAX_CORNER = 6               # parameters in the corner plot
 WALK_REPLICAS = 2
+MAX_BARS = 80                # histogram bars of a discrete observable (levels merged beyond)
+
+
+def _suptitle(fig, name: str, what: str) -> None:
+    """The title "FILE: what", wrapped to the figure's width and never cut off: when it
+    does not fit on one line, the file name comes first (smaller, broken at hyphens or
+    dots if it must be), then `what`."""
+    width_pt = fig.get_figwidth() * 72
+    text = f"{name}: {what}"
+    size = 12.0
+    if len(text) * _CHAR_WIDTH * size > width_pt:
+        size = max(8.0, min(size, width_pt / (_CHAR_WIDTH * (len(name) + 1))))
+        chars = max(10, int(width_pt / (_CHAR_WIDTH * size)))
+        text = "\n".join(textwrap.wrap(f"{name}:", chars, break_on_hyphens=True)
+                         + textwrap.wrap(what, chars))
+    fig.suptitle(text, fontsize=size)
+
+
+_CHAR_WIDTH = 0.62      # of DejaVu Sans, in units of the font size (a generous average)
 
 
 def _rounds(ctx: PlotContext) -> np.ndarray:
@@ -68,7 +89,7 @@ def traces(ctx: PlotContext) -> None:
     t_ax.set_xlabel("exchange round")
     t_ax.set_title("temperature of each replica (moves by accepted swaps)")
     some = f" ({len(shown)} of {n} replicas)" if len(shown) < n else ""
-    fig.suptitle(f"{ctx.path.name}: replica traces{some}")
+    _suptitle(fig, ctx.path.name, f"replica traces{some}")
     ctx.save(fig, "temper_traces")
 
 
@@ -128,7 +149,7 @@ def round_trips(ctx: PlotContext) -> None:
     walk.yaxis.set_major_locator(MaxNLocator(integer=True))
     walk.legend(fontsize="x-small")
     src = " (rounds so far)" if d["from_rounds"] else ""
-    fig.suptitle(f"{ctx.path.name}: round trips{src}")
+    _suptitle(fig, ctx.path.name, f"round trips{src}")
     ctx.save(fig, "temper_round_trips")
 
 
@@ -153,7 +174,7 @@ def _corner(ctx: PlotContext, rows: np.ndarray, names: list[str], t_min: float) 
     k = len(shown)
     best = ctx.f["best"].attrs.get("params") if "best" in ctx.f else None
     best_params = _tables.decode_attr("params", best) if best is not None else {}
-    fig, axes = new_figure(k, k, width=2.6, height=2.4)
+    fig, axes = new_figure(k, k, width=max(2.6, 4.0 / k), height=2.4)
     for a in range(k):
         for b in range(k):
             ax = axes[a, b]
@@ -170,31 +191,41 @@ def _corner(ctx: PlotContext, rows: np.ndarray, names: list[str], t_min: float) 
                 ax.set_ylabel(shown[a] if b == 0 else "")
             ax.set_xlabel(shown[b] if a == k - 1 else "")
     more = f"; first {k} of {len(names)} parameters" if len(names) > k else ""
-    fig.suptitle(f"{ctx.path.name}: {len(rows)} samples at T = {t_min:g}{more} "
-                 "(red: lowest energy seen)")
+    _suptitle(fig, ctx.path.name, f"{len(rows)} samples at T = {t_min:g}{more} "
+                                  "(red: lowest energy seen)")
     ctx.save(fig, "temper_posterior")
 
 
 def _state_histograms(ctx: PlotContext, rows: np.ndarray, t_min: float) -> None:
-    """Discrete states (Ising spins): energy and magnetisation distributions at T_min."""
+    """Discrete states (Ising spins): energy and magnetisation distributions at T_min, one bar
+    per level the lattice allows (levels merged evenly when there are more than MAX_BARS)."""
+    from ..kernels.ising import levels
     if "magnetisation" in rows.dtype.names:
         m = rows["magnetisation"]
     else:
         m = rows["state"].reshape(len(rows), -1).sum(axis=1).astype(float)
+    grid = levels(int(rows["state"].shape[1]))
     fig, axes = new_figure(1, 2, width=4.6, height=3.6)
-    for ax, values, label in ((axes[0, 0], rows["energy"], "energy E"),
-                              (axes[0, 1], m, "magnetisation M")):
-        uniq = np.unique(values)
-        if len(uniq) <= 60:       # discrete levels: one bar per level
-            counts = np.array([(values == u).sum() for u in uniq])
-            width = np.min(np.diff(uniq)) * 0.8 if len(uniq) > 1 else 1.0
-            ax.bar(uniq, counts / counts.sum(), width=width, color="C0")
+    for ax, values, name, label in ((axes[0, 0], rows["energy"], "energy", "energy E"),
+                                    (axes[0, 1], m, "magnetisation", "magnetisation M")):
+        lo, hi, step = grid[name]
+        merge = max(1, -(-((hi - lo) // step + 1) // MAX_BARS))
+        width = step * merge
+        edges = np.arange(lo - step / 2, hi + width, width)
+        counts, _ = np.histogram(values, bins=edges)
+        centers = (edges[:-1] + edges[1:]) / 2
+        shown = counts > 0
+        ax.bar(centers[shown], counts[shown] / counts.sum(), width=0.8 * width, color="C0")
+        if name == "magnetisation":      # symmetric: the whole range, ticks at 0, +-N/2, +-N
+            ax.set_xlim(lo - width, hi + width)
+            ax.set_xticks(sorted({lo, lo // 2 // step * step, 0, hi // 2 // step * step, hi}))
         else:
-            ax.hist(values, bins=40, density=True, color="C0")
-        ax.set_xlabel(label)
+            ax.set_xlim(max(lo, values.min()) - 2 * width, min(hi, values.max()) + 2 * width)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=7, integer=True, steps=[1, 2, 4, 5, 10]))
+        ax.set_xlabel(label + (f" ({merge} levels per bar)" if merge > 1 else ""))
         ax.set_ylabel("fraction of samples")
         ax.set_title(f"{label.split()[0]} at T = {t_min:g}")
-    fig.suptitle(f"{ctx.path.name}: {len(rows)} samples at T_min")
+    _suptitle(fig, ctx.path.name, f"{len(rows)} samples at T_min")
     ctx.save(fig, "temper_histograms")
 
 

@@ -27,10 +27,14 @@ def config_value(f: h5py.File, table: str, key: str, default):
 def temper_details(f: h5py.File) -> dict:
     """Ladder, neighbour acceptance, round trips, log Z ratio: from the end-of-run tables when
     written, otherwise from the rounds so far (after burn-in)."""
+    from ..temper.stats import LOG_Z_ATTRS
     finished = _tables.FINAL_MARK in f.attrs
+    log_z = {method: {"value": float(f.attrs.get(value, math.nan)),
+                      "error": float(f.attrs.get(error, math.nan))}
+             for method, (value, error) in LOG_Z_ATTRS.items()}
     out: dict = {"rounds_done": 0, "n_replicas": int(f["rounds"].attrs.get("n_replicas", 0)),
                  "problem": attr_str(f["rounds"], "problem"), "from_rounds": not finished,
-                 "log_z_ratio": float(f.attrs.get("log_z_ratio", math.nan)),
+                 "log_z_ratio": log_z["thermodynamic_integration"]["value"], "log_z": log_z,
                  "n_samples": sum(len(r) for r in _tables.iter_rows(f, "samples",
                                                                      fields=["task_id"]))
                  if "samples" in f else 0}

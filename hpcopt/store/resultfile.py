@@ -318,6 +318,14 @@ class ResultStore:
     def read_array(self, name: str) -> np.ndarray | None:
         return None if self.file is None else self.file[name][()]
 
+    def del_attr(self, obj: str, name: str) -> None:
+        """Remove an attribute of '/' or a group/table if it is there (collective)."""
+        if self.file is None:
+            return
+        target = self.file[obj] if obj != "/" else self.file
+        if name in target.attrs:
+            del target.attrs[name]
+
     def set_attrs(self, obj: str, attrs: dict[str, Any]) -> None:
         """Set attributes of '/' or a group/table (collective in parallel mode)."""
         if self.file is None:

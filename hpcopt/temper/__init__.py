@@ -1,8 +1,9 @@
 """Parallel tempering (replica exchange): the policy, with no MPI inside.
 
 The command driver builds one :class:`TemperCampaign` per rank for the replicas
-that rank owns, with a collective offering ``allgather`` (see collective.py);
-everything else (moves, exchanges, ladder, statistics, checkpoints) lives here.
+that rank owns, with a collective offering ``allgather`` and ``to_root`` (see
+collective.py); everything else (moves, exchanges, ladder, statistics, log Z,
+checkpoints, extending a campaign) lives here.
 """
 
 from importlib import import_module

@@ -4,20 +4,20 @@ Each rank builds a :class:`TemperCampaign` for the replicas it owns and a
 collective (see collective.py).  One round:
 
 1. every owned replica advances `exchange_interval` steps at its slot temperature;
-2. one allgather of a float64 row per replica: energy, best energy, move
-   acceptance, best round, the rank's stop flag, observables;
-3. (every `thin` rounds after burn-in) one allgather of the states, to take the
-   sample of the replica at T_min;
+2. (every `thin` rounds after burn-in) the rank owning the replica at T_min starts
+   sending its state to rank 0, which writes the sample;
+3. one allgather of a float64 row per replica: energy, best energy, move
+   acceptance, best round, the rank's stop code and checkpoint request, observables;
 4. exchange decisions from (seed, round) only, identical everywhere; statistics;
    the adaptive ladder's update; the round record.
 
 Every rank ends the round with identical slots, ladder, statistics and record,
-so results are bit-identical for any partition of the replicas.
+so results are bit-identical for any partition of the replicas.  A stop or a
+checkpoint asked for by any rank in round r happens on every rank after round r.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -26,22 +26,31 @@ import numpy as np
 
 from .collective import Collective, SequentialCollective
 from .config import TemperConfig
-from .exchange import exchange_rng, exchange_round, replica_at_slot
+from .exchange import exchange_rng, exchange_round
 from .ladder import Ladder
 from .problems import Problem
 from .replica import Replica
-from .stats import REPLICA_DTYPE, TemperStats, round_dtype, sample_dtype, thermodynamic_integration
+from .stats import REPLICA_DTYPE, TemperStats, round_dtype, sample_dtype
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2      # 2: with the log Z accumulators (stats_logz_*)
 _REPLICA_KEYS = ("state", "energy", "best_state", "best_energy", "best_round", "moves", "rng")
-_COLUMNS = 5  # energy, best energy, move acceptance, best round, stop flag (then observables)
+# gathered columns: energy, best energy, move acceptance, best round, stop code, checkpoint
+# request (then the observables)
+_COLUMNS = 6
+_STOP, _CHECKPOINT = 4, 5
+#: default checkpoint cadence: at least this many seconds apart, and at most this fraction of
+#: the run's time (a checkpoint of big states takes a while)
+CHECKPOINT_SECONDS = 1.0
+CHECKPOINT_SHARE = 0.05
 
 
 @dataclass
 class RoundOutcome:
     record: np.ndarray              # shape (1,), campaign.record_dtype
-    sample: np.ndarray | None       # shape (1,), campaign.sample_dtype, when one was taken
+    sample: np.ndarray | None       # shape (1,), campaign.sample_dtype: rank 0, when one was taken
     stop: bool                      # some rank asked to stop: checkpoint, then end the run
+    stop_code: int = 0              # what the first rank (in rank order) that asked gave
+    checkpoint: bool = False        # some rank asked for a checkpoint after this round
 
 
 @dataclass
@@ -56,6 +65,23 @@ class TemperSummary:
     slots: np.ndarray               # stats.SLOT_DTYPE rows
     log_z_ratio: float              # TI: log Z(T_min) - log Z(T_max) (nan with one replica)
     rounds_done: int
+    log_z: dict[str, tuple[float, float]]   # {method: (estimate, standard error)}, see stats
+
+
+class CheckpointClock:
+    """When rank 0 asks for the next checkpoint (the default cadence, see above)."""
+
+    def __init__(self, seconds: float = CHECKPOINT_SECONDS, share: float = CHECKPOINT_SHARE):
+        self.seconds, self.share = seconds, share
+        self.last = time.monotonic()
+        self.cost = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= max(self.seconds, self.cost / self.share)
+
+    def wrote(self, seconds: float) -> None:
+        self.cost = seconds
+        self.last = time.monotonic()
 
 
 class TemperCampaign:
@@ -84,7 +110,13 @@ class TemperCampaign:
         self.record_dtype = round_dtype(n, problem.observable_names)
         self.sample_dtype = sample_dtype(problem.state_shape, problem.state_dtype,
                                          problem.observable_names)
-        self.timings = {"advance": 0.0, "exchange": 0.0, "sample": 0.0, "rounds": 0}
+        # seconds per phase (benchmarks): advance = the Metropolis steps, gather = the round's
+        # allgather (waiting included), sample = receiving the T_min state, decide = exchange
+        # decisions, statistics and record, record / checkpoint = run()'s callbacks
+        self.timings = dict.fromkeys(("advance", "gather", "sample", "decide", "record",
+                                      "checkpoint"), 0.0)
+        self.timings["rounds"] = 0
+        self.stop_code = 0              # of the rank that stopped the run (see run)
         if checkpoint is not None:
             self.restore(checkpoint)
 
@@ -97,8 +129,14 @@ class TemperCampaign:
         return round_no >= b and (round_no - b) % self.config.thin == 0
 
     # -- one round -------------------------------------------------------------------------
-    def run_round(self, stop_requested: bool = False) -> RoundOutcome:
-        """Advance, gather, exchange; collective (every rank calls it in the same round)."""
+    def run_round(self, stop_requested: bool | int = False,
+                  checkpoint_wanted: bool = False) -> RoundOutcome:
+        """Advance, gather, exchange; collective (every rank calls it in the same round).
+
+        `stop_requested`: nonzero asks every rank to stop after this round; the value
+        (the number of the signal that asked, or 1) comes back as ``stop_code``.
+        `checkpoint_wanted`: ask every rank for a checkpoint after this round.
+        """
         if self.done:
             raise RuntimeError("the campaign has run all its rounds")
         r, cfg = self.round, self.config
@@ -110,24 +148,36 @@ class TemperCampaign:
             rep.advance(cfg.exchange_interval, betas[k], self.problem.step_factor(temps[k], temps[0]), r)
         t1 = time.perf_counter()
 
+        cold = int(np.flatnonzero(self.slot_of_replica == 0)[0])
+        sampling = self.sample_due(r)
+        if sampling:     # posted first: it travels while the energies are gathered
+            states = [rep.state for rep in self.replicas if rep.id == cold]
+            local_state = (np.stack(states) if states else
+                           np.empty((0,) + self.problem.state_shape, self.problem.state_dtype))
+            pending = self.collective.to_root(local_state, [cold])
         local = np.empty((len(self.replicas), _COLUMNS + len(self.problem.observable_names)))
         for row, rep in zip(local, self.replicas):
             row[:_COLUMNS] = (rep.energy, rep.best_energy, rep.last_acceptance, rep.best_round,
-                              float(stop_requested))
+                              float(int(stop_requested)), float(bool(checkpoint_wanted)))
             row[_COLUMNS:] = self.problem.observables(rep.state)
         full = self.collective.allgather(local)
-        energies, best_energies = full[:, 0].copy(), full[:, 1].copy()
-        stop = bool(np.any(full[:, 4] != 0))
-        slots = self.slot_of_replica
-
         t2 = time.perf_counter()
-        sample = self._sample(r, temps, energies, full) if self.sample_due(r) else None
+        energies, best_energies = full[:, 0].copy(), full[:, 1].copy()
+        asked = np.flatnonzero(full[:, _STOP] != 0)
+        stop_code = int(full[asked[0], _STOP]) if asked.size else 0
+        slots = self.slot_of_replica
+        sample = None
+        if sampling:
+            cold_state = pending.wait()
+            self.stats.n_samples += 1
+            if cold_state is not None:        # rank 0 writes the samples
+                sample = self._sample_row(r, temps[0], cold, full, cold_state[0])
         t3 = time.perf_counter()
 
         ex = None
         if self.n_replicas > 1:
             ex = exchange_round(energies, slots, betas, r, exchange_rng(self.seed, r))
-        self.stats.update(r, slots, energies, best_energies, ex)
+        self.stats.update(r, slots, energies, best_energies, ex, betas)
         record = self._record(r, temps, slots, full, ex)
         if ex is not None:
             self.ladder.update(r, ex.probability)
@@ -136,20 +186,20 @@ class TemperCampaign:
         t4 = time.perf_counter()
         tm = self.timings
         tm["advance"] += t1 - t0
-        tm["exchange"] += (t2 - t1) + (t4 - t3)
+        tm["gather"] += t2 - t1
         tm["sample"] += t3 - t2
+        tm["decide"] += t4 - t3
         tm["rounds"] += 1
-        return RoundOutcome(record, sample, stop)
+        return RoundOutcome(record, sample, stop_code != 0, stop_code,
+                            bool(np.any(full[:, _CHECKPOINT] != 0)))
 
-    def _sample(self, r: int, temps, energies, full) -> np.ndarray:
-        states = self.collective.allgather(np.stack([rep.state for rep in self.replicas]))
-        i = int(replica_at_slot(self.slot_of_replica)[0])
+    def _sample_row(self, r: int, t_min: float, i: int, full: np.ndarray,
+                    state: np.ndarray) -> np.ndarray:
         row = np.zeros(1, dtype=self.sample_dtype)
-        row["task_id"], row["replica"], row["temperature"] = r, i, temps[0]
-        row["energy"], row["state"] = energies[i], states[i]
+        row["task_id"], row["replica"], row["temperature"] = r, i, t_min
+        row["energy"], row["state"] = full[i, 0], state
         for j, name in enumerate(self.problem.observable_names):
             row[name] = full[i, _COLUMNS + j]
-        self.stats.n_samples += 1
         return row
 
     def _record(self, r: int, temps, slots, full, ex) -> np.ndarray:
@@ -170,34 +220,60 @@ class TemperCampaign:
     # -- the whole run ---------------------------------------------------------------------
     def run(self, on_round: Callable[[np.ndarray], None] | None = None,
             on_sample: Callable[[np.ndarray], None] | None = None,
-            should_stop: Callable[[], bool] | None = None, checkpoint_every: int = 0,
-            on_checkpoint: Callable[[dict], None] | None = None) -> str:
+            should_stop: Callable[[], bool | int] | None = None, checkpoint_every: int = 0,
+            on_checkpoint: Callable[[dict | None], None] | None = None,
+            checkpoint_clock: CheckpointClock | None = None) -> str:
         """Run the remaining rounds; 'complete' or 'interrupted' (a rank asked to stop).
 
-        Checkpoints (collective) after every `checkpoint_every` rounds, on a stop
-        and at the end, when `on_checkpoint` is given.
+        With `on_checkpoint`, checkpoints (collective; the dict on rank 0, None on the
+        other ranks) after every `checkpoint_every` rounds, when a rank's
+        `checkpoint_clock` says so, on a stop and at the end.  A stop asked for in the
+        last round changes nothing: the campaign is complete.  The stop code of an
+        interrupted run is kept in ``stop_code``.
         """
         while not self.done:
-            out = self.run_round(bool(should_stop()) if should_stop else False)
+            want = checkpoint_clock is not None and checkpoint_clock.due()
+            out = self.run_round(should_stop() if should_stop else 0, want)
+            t0 = time.perf_counter()
             if on_round:
                 on_round(out.record)
             if out.sample is not None and on_sample:
                 on_sample(out.sample)
-            due = checkpoint_every and self.round % checkpoint_every == 0
-            if on_checkpoint and (out.stop or due or self.done):
-                on_checkpoint(self.checkpoint())
-            if out.stop:
+            self.timings["record"] += time.perf_counter() - t0
+            stopping = out.stop and not self.done
+            due = out.checkpoint or (checkpoint_every and self.round % checkpoint_every == 0)
+            if on_checkpoint and (stopping or due or self.done):
+                t0 = time.perf_counter()
+                on_checkpoint(self.checkpoint(to_root=True))
+                took = time.perf_counter() - t0
+                self.timings["checkpoint"] += took
+                if checkpoint_clock is not None:
+                    checkpoint_clock.wrote(took)
+            if stopping:
+                self.stop_code = out.stop_code
                 return "interrupted"
         return "complete"
 
     # -- checkpoints -----------------------------------------------------------------------
-    def checkpoint(self) -> dict[str, np.ndarray]:
-        """The full campaign state as flat numpy arrays, on every rank (collective).
+    def checkpoint(self, to_root: bool = False) -> dict[str, np.ndarray] | None:
+        """The full campaign state as flat numpy arrays (collective).
 
         Replica arrays are stacked by replica id, so a checkpoint restores at any
-        rank count.  Call between rounds, on every rank.
+        rank count.  Every rank gets it, or with `to_root` only rank 0 (the others
+        get None; one gather of packed replica records either way).  Call between
+        rounds, on every rank.
         """
         parts = [rep.checkpoint() for rep in self.replicas]
+        packed = np.zeros(len(parts), dtype=[(k, v.dtype, v.shape) for k, v in parts[0].items()])
+        for row, part in zip(packed, parts):
+            for key, value in part.items():
+                row[key] = value
+        if to_root:
+            full = self.collective.to_root(packed, range(self.n_replicas)).wait()
+            if full is None:
+                return None
+        else:
+            full = self.collective.allgather(packed)
         ck: dict[str, np.ndarray] = {
             "format": np.asarray(CHECKPOINT_FORMAT, dtype=np.int64),
             "seed": np.asarray(self.seed, dtype=np.int64),
@@ -207,7 +283,7 @@ class TemperCampaign:
         ck.update({f"ladder_{k}": v for k, v in self.ladder.state().items()})
         ck.update({f"stats_{k}": np.asarray(v) for k, v in self.stats.state().items()})
         for key in _REPLICA_KEYS:
-            ck[f"replica_{key}"] = self.collective.allgather(np.stack([p[key] for p in parts]))
+            ck[f"replica_{key}"] = np.ascontiguousarray(full[key])
         return ck
 
     def restore(self, ck: dict) -> None:
@@ -244,8 +320,7 @@ class TemperCampaign:
         with np.errstate(invalid="ignore", divide="ignore"):
             reps["move_acceptance"] = full[:, 2] / full[:, 3]
         slots = self.stats.slot_table(temps)
-        log_z = math.nan
-        if self.n_replicas > 1 and np.all(slots["n"] > 0):
-            log_z = thermodynamic_integration(temps, slots["mean_energy"])[0]
+        log_z = self.stats.log_z.estimates(temps)
         return TemperSummary(float(full[i, 0]), best_states[i], i, int(full[i, 1]), temps,
-                             self.stats.pair_table(temps), reps, slots, log_z, self.round)
+                             self.stats.pair_table(temps), reps, slots,
+                             log_z["thermodynamic_integration"][0], self.round, log_z)

@@ -44,6 +44,7 @@ LADDER_KINDS = ("geometric", "adaptive")
 MAX_REPLICAS = 100_000
 MAX_ROUNDS = 10_000_000
 MAX_DIM = 100_000
+MAX_MODES = 10_000
 BUILTIN_PROBLEMS = ("ising", "gaussian-mixture", "rastrigin")
 BOUNDARIES = ("reflect", "reject")
 STEP_SCALINGS = ("fixed", "sqrt-t")
@@ -160,12 +161,20 @@ def parse_temper_config(root: Table, source: str, base_dir: str | Path | None = 
     return TemperConfig(n_replicas, ladder, exchange_interval, rounds, thin, burn_in, problem, source)
 
 
+def _capped_list(t: Table, key: str, cap: int, what: str) -> None:
+    """Refuse a list longer than `cap` before reading its values (each value becomes work)."""
+    raw = t.raw(key, None)
+    if isinstance(raw, list) and len(raw) > cap:
+        raise t.error(f"has {len(raw):,} values; at most {cap:,} {what} are allowed", key)
+
+
 def _parse_ladder(t: Table) -> tuple[LadderSpec, int]:
     kind = t.str("ladder", "geometric", choices=LADDER_KINDS)
     if "temperatures" in t:
         for key in ("t_min", "t_max"):
             if key in t:
                 raise t.error("give either temper.temperatures or t_min/t_max, not both", key)
+        _capped_list(t, "temperatures", MAX_REPLICAS, "temperatures (one replica each)")
         temps = t.float_list("temperatures")
         for i, (a, b) in enumerate(zip(temps, temps[1:])):
             if not b > a:
@@ -211,6 +220,7 @@ def _parse_problem(p: Table, base_dir: str | None) -> ProblemSpec:
     elif "function" in p:
         spec_text = p.str("function")
         load_callable(spec_text, key=p.path("function"), source=p.source, base_dir=base_dir)
+        _capped_list(p, "x0", MAX_DIM, "parameters")
         x0 = p.float_list("x0")
         names = _names(p, len(x0))
         spec = FunctionSpec(spec_text, names, _moves(p, len(x0), x0_required=True), base_dir)
@@ -219,6 +229,7 @@ def _parse_problem(p: Table, base_dir: str | None) -> ProblemSpec:
         path = Path(p.str("data"))
         if not path.is_absolute() and base_dir is not None:
             path = Path(base_dir) / path
+        _capped_list(p, "x0", MAX_DIM, "parameters")
         x0 = p.float_list("x0")
         names = _names(p, len(x0))        # user models f(x, params) need names; others ignore
         spec = FitSpec(model, str(path), _moves(p, len(x0), x0_required=True), base_dir,
@@ -239,6 +250,7 @@ def _mixture(p: Table) -> GaussianMixtureSpec:
         for key in ("modes", "separation", "dim"):
             if key in p:
                 raise p.error("give either centers or modes/separation/dim", key)
+        _capped_list(p, "centers", MAX_MODES, "modes")
         raw = p.raw("centers")
         if not isinstance(raw, list) or not raw or not all(isinstance(c, list) and c for c in raw):
             raise p.error("expected a list of coordinate lists, e.g. [[-5.0, 0.0], [5.0, 0.0]]",
@@ -249,7 +261,7 @@ def _mixture(p: Table) -> GaussianMixtureSpec:
         if any(len(c) != dim for c in centers):
             raise p.error("all centers need the same number of coordinates", "centers")
     else:
-        modes = p.int("modes", 2, min=1, max=10_000)
+        modes = p.int("modes", 2, min=1, max=MAX_MODES)
         dim = p.int("dim", 2, min=1, max=MAX_DIM)
         separation = p.float("separation", 10.0, positive=True)
         # modes on the first axis, `separation` apart, centred on the origin

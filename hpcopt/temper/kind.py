@@ -18,6 +18,7 @@ class TemperKind(CampaignKind):
     main_table = schema.MAIN_TABLE["temper"]
     noun = "rounds"
     tables = ("temper", "problem")
+    extendable = ("temper.rounds",)         # extend.py: the chains continue
 
     # -- rank 0 --------------------------------------------------------------------------
     def plan(self, src: PlanSource):
@@ -28,6 +29,10 @@ class TemperKind(CampaignKind):
         canonical = plain(cfg)
         canonical.pop("source")
         return cfg, {"temper": canonical}
+
+    def check_resume(self, plan) -> None:
+        from .runner import check_checkpoint
+        check_checkpoint(plan.paths.output)
 
     def check_world(self, cfg, world_size: int) -> None:
         if cfg.n_replicas < world_size:

@@ -13,11 +13,27 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, HpcoptError
 from ..imports import load_callable
 from ..kernels import ising
 from .config import (FitSpec, FunctionSpec, GaussianMixtureSpec, IsingSpec, MoveSpec,
                      ProblemSpec, RastriginSpec)
+
+
+class EnergyError(HpcoptError):
+    """The energy function failed; the message says how (the exception is the cause).
+
+    SystemExit and KeyboardInterrupt raised by an energy become this too: user code
+    must not decide the job's exit status or leave the other ranks waiting.
+    """
+
+
+def describe_exception(exc: BaseException) -> str:
+    """'SystemExit(0)', 'ValueError: bad x': how an exception reads in one line."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r})"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class ContinuousProblem:
@@ -70,12 +86,16 @@ class ContinuousProblem:
         return self.lower + (self.upper - self.lower) * rng.random(self.dim)
 
     def energy(self, x: np.ndarray) -> float:
-        value = self.energy_fn(x)
+        """The energy at `x` (non-finite: +inf); any failure of the function is an EnergyError."""
+        try:
+            value = self.energy_fn(x)
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - user code
+            raise EnergyError(f"the energy {self.name!r} raised {describe_exception(exc)}") from exc
         try:
             e = float(value)
         except (TypeError, ValueError):
-            raise TypeError(f"the energy of {self.name!r} must return a number, got "
-                            f"{type(value).__name__}") from None
+            raise EnergyError(f"the energy {self.name!r} must return a number, got "
+                              f"{type(value).__name__}") from None
         return e if math.isfinite(e) else math.inf
 
     def observables(self, x: np.ndarray) -> np.ndarray:
@@ -190,9 +210,9 @@ def make_problem(spec: ProblemSpec, source: str = "") -> Problem:
     if problem.x0 is not None:
         try:
             start_energy = problem.energy(problem.x0.copy())
-        except Exception as exc:  # noqa: BLE001 - the user's energy: say where it failed
-            raise ConfigError(f"the energy at the start point raised {type(exc).__name__}: {exc}",
-                              key="problem.x0", source=source) from None
+        except EnergyError as exc:
+            raise ConfigError(f"at the start point {exc}", key="problem.x0",
+                              source=source) from None
         if not math.isfinite(start_energy):
             raise ConfigError("the energy at the start point is not finite", key="problem.x0",
                               source=source)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import seeding
 from ..kernels import ising
-from .problems import ContinuousProblem, IsingProblem, Problem
+from .problems import ContinuousProblem, EnergyError, IsingProblem, Problem
 
 RNG_WORDS = 6
 _MASK64 = (1 << 64) - 1
@@ -50,7 +50,10 @@ class Replica:
         self.problem = problem
         self.rng = seeding.task_rng(seed, self.id, seeding.REPLICA)
         self.state = problem.initial_state(self.rng)
-        self.energy = problem.energy(self.state)
+        try:
+            self.energy = problem.energy(self.state)
+        except EnergyError as exc:
+            raise EnergyError(f"replica {self.id}, start state: {exc}") from exc.__cause__
         if not math.isfinite(self.energy):
             raise ValueError(f"replica {self.id}: the energy of the start state is not finite")
         self.best_state = self.state.copy()
@@ -65,6 +68,13 @@ class Replica:
 
         `step_factor` multiplies the proposal scales (continuous problems only).
         """
+        try:
+            self._advance(n_steps, beta, step_factor, round_no)
+        except EnergyError as exc:
+            raise EnergyError(f"replica {self.id} at T = {1.0 / beta:.6g}, round {round_no}: "
+                              f"{exc}") from exc.__cause__
+
+    def _advance(self, n_steps: int, beta: float, step_factor: float, round_no: int) -> None:
         before = self.best_energy
         if isinstance(self.problem, IsingProblem):
             e, best, acc = ising.metropolis_sweeps(self.state, beta, n_steps, self.rng,

@@ -1,35 +1,37 @@
 """The tempering campaign on MPI ranks, recorded in HDF5 (run by the temper kind).
 
 Every rank owns a contiguous block of replicas and runs the same
-:class:`TemperCampaign`; the only collective is an Iallgatherv per round
-(:class:`hpcopt.mpi.collective.MpiCollective`).  Rank 0 writes the per-round
-records, the T_min samples and double-buffered checkpoints (slot a/b, the
-valid round of each written last), so a job killed at any moment resumes
-from the newest complete checkpoint and continues bit for bit.
+:class:`TemperCampaign`; the only collective is one exchange of the round's rows per
+round (:class:`hpcopt.mpi.collective.MpiCollective`).  Rank 0 writes the per-round
+records, the T_min samples and double-buffered checkpoints (slot a/b, the valid round
+of each written last), so a job killed at any moment resumes from the newest complete
+checkpoint and continues bit for bit.
 """
 
 from __future__ import annotations
 
-import math
+import signal
+from pathlib import Path
 
+import h5py
 import numpy as np
 
 from ..campaign.contract import RunOutcome, Session
+from ..errors import ResultFileError
 from ..mpi.collective import MpiCollective
-from ..mpi.runtime import stop_requested
+from ..mpi.runtime import stop_signal_name
 from ..progress import Progress
 from ..resources import Resources, apply_on_workers
 from ..store import schema
 from ..store.resultfile import FlushClock, ResultStore, TableSpec
-from .campaign import TemperCampaign
+from .campaign import CHECKPOINT_FORMAT, CheckpointClock, TemperCampaign
 from .collective import replicas_of_rank
 from .config import TemperConfig
+from .extend import FINAL_ATTR, ROUNDS, SAMPLES, extend_file, n_samples
 from .problems import IsingProblem, make_problem
-from .stats import PAIR_DTYPE, REPLICA_DTYPE, SLOT_DTYPE
+from .stats import LOG_Z_ATTRS, PAIR_DTYPE, REPLICA_DTYPE, SLOT_DTYPE, log_z_lines
 
-ROUNDS, SAMPLES = "rounds", "samples"
 CHECKPOINT_SLOTS = ("a", "b")
-DEFAULT_CHECKPOINT_EVERY = 10
 
 
 def _warmed_up(problem):
@@ -38,10 +40,6 @@ def _warmed_up(problem):
         from ..kernels.ising import warm_up
         warm_up()
     return problem
-
-
-def _n_samples(campaign: TemperCampaign) -> int:
-    return sum(1 for r in range(campaign.config.rounds) if campaign.sample_due(r))
 
 
 def _sample_position(campaign: TemperCampaign, round_no: int) -> int:
@@ -104,6 +102,21 @@ class _Writer:
         self.store.flush()
 
 
+def check_checkpoint(path: Path) -> None:
+    """--resume: the file's newest checkpoint is one this version continues (rank 0)."""
+    with h5py.File(path, "r", locking=False) as f:
+        valid = f.get("checkpoint/valid")
+        if valid is None or np.max(valid[()]) < 0:
+            return
+        name = CHECKPOINT_SLOTS[int(np.argmax(valid[()]))]
+        found = f.get(f"checkpoint/{name}/format")
+        version = int(found[()]) if found is not None else None
+    if version != CHECKPOINT_FORMAT:
+        raise ResultFileError(f"{path}: its checkpoint has format {version}, this hpcopt "
+                              f"continues format {CHECKPOINT_FORMAT} only (written by another "
+                              "version): finish it with that version, or start over with --force")
+
+
 def load_checkpoint(store: ResultStore) -> dict | None:
     """The newest complete checkpoint of the file (rank 0), or None if none was written."""
     valid = store.read_array("checkpoint/valid")
@@ -124,40 +137,43 @@ def run_temper(session: Session) -> RunOutcome:
     collective = MpiCollective(world, cfg.n_replicas)
     checkpoint = None
     if plan.resume:
+        old_rounds = (plan.previous or {}).get("temper", {}).get("rounds", cfg.rounds)
+        if old_rounds < cfg.rounds:           # more rounds: longer tables (extend.py)
+            extend_file(store, old_rounds, cfg)
         checkpoint = world.bcast(load_checkpoint(store) if world.is_root else None)
     campaign = TemperCampaign(cfg, problem, seed=plan.seed, owned=list(owned),
                               collective=collective, checkpoint=checkpoint)
     writer_ck = None
     if not plan.resume:
-        template = campaign.checkpoint()  # collective: shapes of the checkpoint datasets
-        arrays = {f"checkpoint/{s}/{k}": v for s in CHECKPOINT_SLOTS
-                  for k, v in template.items()}
+        template = campaign.checkpoint()   # collective: shapes of the checkpoint datasets
+        arrays = {f"checkpoint/{s}/{k}": v for s in CHECKPOINT_SLOTS for k, v in template.items()}
         arrays["checkpoint/valid"] = np.array([-1, -1], dtype=np.int64)
         n = cfg.n_replicas
-        names = list(getattr(problem, "param_names", None) or [])
         tables = {ROUNDS: TableSpec(schema.with_status(campaign.record_dtype), cfg.rounds,
                                     {"n_replicas": n, "problem": cfg.problem.name}),
-                  SAMPLES: TableSpec(campaign.sample_dtype, _n_samples(campaign),
-                                     {"param_names": names}),
+                  SAMPLES: TableSpec(campaign.sample_dtype, n_samples(cfg),
+                                     {"param_names": list(getattr(problem, "param_names", None)
+                                                          or [])}),
                   "pairs": TableSpec(PAIR_DTYPE, max(n - 1, 0)),
                   "replicas": TableSpec(REPLICA_DTYPE, n),
                   "slots": TableSpec(SLOT_DTYPE, n)}
         session.create(tables=tables, arrays=arrays)
-        writer_ck = template      # a fresh file holds the start state as a valid checkpoint
+        writer_ck = template      # a fresh file already holds the start state as a checkpoint
     progress = session.start_progress(cfg.rounds, done=campaign.round, label="temper",
                                       unit="round")
     writer = _Writer(store, campaign, progress, writes=world.is_root and store.holds_file)
     if writer_ck is not None:
         writer.on_checkpoint(writer_ck)
     status = "complete"
+    every = plan.run.checkpoint_every   # 0: on rank 0's clock (campaign.CheckpointClock)
+    clock = CheckpointClock() if world.is_root and not every else None
     if not campaign.done:
         status = campaign.run(on_round=writer.on_round, on_sample=writer.on_sample,
-                              should_stop=stop_requested,
-                              checkpoint_every=plan.run.checkpoint_every
-                              or DEFAULT_CHECKPOINT_EVERY,
-                              on_checkpoint=writer.on_checkpoint)
+                              should_stop=_stop_code, checkpoint_every=every,
+                              on_checkpoint=writer.on_checkpoint, checkpoint_clock=clock)
     writer.flush()
     summary = campaign.summary()          # collective, identical on every rank
+    collective.close()
     if world.is_root and store.holds_file:
         store.write_rows("pairs", summary.pairs)
         store.write_rows("replicas", summary.replicas)
@@ -165,13 +181,30 @@ def run_temper(session: Session) -> RunOutcome:
     best_params = _state_params(problem, summary.best_state)
     best = {"params": best_params, "objective": summary.best_energy,
             "replica": summary.best_replica, "round": summary.best_round}
-    attrs = {"log_z_ratio": summary.log_z_ratio, "rounds_done": summary.rounds_done,
+    log_z_attrs = {name: float(v) for method, names in LOG_Z_ATTRS.items()
+                   for name, v in zip(names, summary.log_z[method])}
+    attrs = {**log_z_attrs, FINAL_ATTR: summary.rounds_done,
              "temperatures": summary.temperatures.tolist()}
     return RunOutcome(status, {"rounds": cfg.rounds, "rounds_done": summary.rounds_done,
-                               "best_energy": summary.best_energy,
-                               "best_params": best_params, "pairs": summary.pairs,
-                               "log_z_ratio": summary.log_z_ratio},
-                      best=best, attrs=attrs)
+                               "best_energy": summary.best_energy, "best_params": best_params,
+                               "pairs": summary.pairs, "log_z": summary.log_z},
+                      best=best, attrs=attrs,
+                      signal=_signal_name(campaign.stop_code) or stop_signal_name())
+
+
+def _stop_code() -> int:
+    """This rank's stop request for the round's gather: the signal's number, 0 for none."""
+    name = stop_signal_name()
+    return int(signal.Signals[name]) if name else 0
+
+
+def _signal_name(code: int) -> str | None:
+    """The signal that stopped the campaign on whichever rank received it."""
+    try:
+        return signal.Signals(code).name if code else None
+    except ValueError:
+        return None
+
 
 def _state_params(problem, state: np.ndarray) -> dict:
     names = getattr(problem, "param_names", None)
@@ -181,6 +214,7 @@ def _state_params(problem, state: np.ndarray) -> dict:
 
 
 def format_summary(s: dict) -> str:
+    """The run summary (rank 0)."""
     lines = [f"results: {s['path']} ({s['status']}; {s['rounds_done']}/{s['rounds']} rounds; "
              f"{s['elapsed']:.1f} s)",
              f"best: energy {s['best_energy']:.10g}"]
@@ -190,9 +224,6 @@ def format_summary(s: dict) -> str:
     if len(pairs):
         acc = ", ".join(f"{a:.2f}" for a in pairs["acceptance"])
         lines.append(f"neighbour swap acceptance: {acc}")
-    if math.isfinite(s["log_z_ratio"]):
-        lines.append(f"log Z(T_min) - log Z(T_max) (thermodynamic integration): "
-                     f"{s['log_z_ratio']:.6g}")
+    lines += log_z_lines(s["log_z"])
     return "\n".join(lines)
-
 

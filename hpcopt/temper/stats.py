@@ -101,6 +101,153 @@ def round_trips_from_slots(slots_by_round: np.ndarray, first_round: int = 0) -> 
     return trips
 
 
+# -- log Z(T_min) - log Z(T_max) ---------------------------------------------------------------
+
+#: batches of the log Z estimators' errors: between MAX_BATCHES / 2 and MAX_BATCHES full ones
+MAX_BATCHES = 64
+LOG_Z_METHODS = ("stepping_stone", "thermodynamic_integration")
+#: result-file root attributes of each method: (estimate, standard error)
+LOG_Z_ATTRS = {"stepping_stone": ("log_z_stepping_stone", "log_z_stepping_stone_error"),
+               "thermodynamic_integration": ("log_z_ratio", "log_z_ratio_error")}
+LOG_Z_LABELS = {"stepping_stone": "stepping stones",
+                "thermodynamic_integration": "thermodynamic integration (trapezoid in ln beta; error "
+                                             "without its quadrature bias)"}
+
+
+def log_z_lines(log_z: dict[str, tuple[float, float]], indent: str = "") -> list[str]:
+    """Text lines of the log Z estimates that exist (run summary and `hpcopt report`)."""
+    lines = []
+    for method in LOG_Z_METHODS:
+        value, err = log_z.get(method, (math.nan, math.nan))
+        if value is not None and math.isfinite(value):
+            pm = f" +- {err:.2g}" if err is not None and math.isfinite(err) else ""
+            lines.append(f"{indent}  {value:.6g}{pm} by {LOG_Z_LABELS[method]}")
+    return [f"{indent}log Z(T_min) - log Z(T_max):"] + lines if lines else []
+
+
+class LogZAccumulator:
+    """Running sums for two estimates of log Z(T_min) - log Z(T_max), with batch-means errors.
+
+    * stepping stones: Z(beta_k) / Z(beta_k+1) = < exp(-(beta_k - beta_k+1) E) > at
+      beta_k+1, so the log ratio is the sum over neighbour pairs of the log of that
+      average (no quadrature bias; kept as log-sum-exp sums, so nothing overflows);
+    * thermodynamic integration: the mean energy of every slot (trapezoid rule in
+      ln beta, see :func:`thermodynamic_integration`).
+
+    Rounds are summed in batches of consecutive rounds: when MAX_BATCHES are full,
+    neighbouring batches merge and the batch length doubles.  The layout depends
+    only on the number of rounds added, so a campaign extended later accumulates
+    exactly as if it had been run to the new length at once.
+    """
+
+    def __init__(self, n_slots: int):
+        self.n = n_slots
+        p = max(n_slots - 1, 0)
+        self.batch_rounds = 1          # rounds per batch (a power of two)
+        self.n_batches = 0             # batches in use; the last one may be partial
+        self.count = np.zeros(MAX_BATCHES, dtype=np.int64)
+        self.log_max = np.full((MAX_BATCHES, p), -np.inf)   # per batch and pair: max exponent
+        self.exp_sum = np.zeros((MAX_BATCHES, p))           # sum of exp(exponent - log_max)
+        self.energy_sum = np.zeros((MAX_BATCHES, n_slots))
+
+    def add(self, energy_by_slot: np.ndarray, betas: np.ndarray) -> None:
+        """Account one round: the energy at every slot after its moves, the ladder's betas."""
+        if self.n_batches == 0 or self.count[self.n_batches - 1] == self.batch_rounds:
+            if self.n_batches == MAX_BATCHES:
+                self._merge_pairs()
+            self.n_batches += 1
+        b = self.n_batches - 1
+        exponent = -(betas[:-1] - betas[1:]) * energy_by_slot[1:]
+        top = np.maximum(self.log_max[b], exponent)
+        self.exp_sum[b] = self.exp_sum[b] * np.exp(self.log_max[b] - top) + np.exp(exponent - top)
+        self.log_max[b] = top
+        self.energy_sum[b] += energy_by_slot
+        self.count[b] += 1
+
+    def _merge_pairs(self) -> None:
+        half = MAX_BATCHES // 2
+        lo, hi = slice(0, MAX_BATCHES, 2), slice(1, MAX_BATCHES, 2)
+        self.count[:half], self.log_max[:half], self.exp_sum[:half] = (
+            self.count[lo] + self.count[hi],
+            *_merged(self.log_max[lo], self.exp_sum[lo], self.log_max[hi], self.exp_sum[hi]))
+        self.energy_sum[:half] = self.energy_sum[lo] + self.energy_sum[hi]
+        self.count[half:] = 0
+        self.log_max[half:], self.exp_sum[half:], self.energy_sum[half:] = -np.inf, 0.0, 0.0
+        self.n_batches, self.batch_rounds = half, 2 * self.batch_rounds
+
+    @property
+    def rounds(self) -> int:
+        return int(self.count.sum())
+
+    def estimates(self, temperatures: np.ndarray) -> dict[str, tuple[float, float]]:
+        """{method: (log Z(T_min) - log Z(T_max), batch-means standard error)}.
+
+        nan without two slots or rounds; the error is nan with fewer than two full batches.
+        The error of thermodynamic integration is statistical only (its quadrature bias
+        on a coarse ladder is not in it: compare with the stepping stones).
+        """
+        nan = (math.nan, math.nan)
+        n = self.rounds
+        if self.n < 2 or n == 0:
+            return {m: nan for m in LOG_Z_METHODS}
+        used = slice(0, self.n_batches)
+        log_max, exp_sum = self.log_max[used], self.exp_sum[used]
+        top = log_max.max(axis=0)
+        total = (exp_sum * np.exp(log_max - top)).sum(axis=0)
+        stones = float(np.sum(np.log(total) + top - math.log(n)))
+        ti = thermodynamic_integration(temperatures, self.energy_sum[used].sum(axis=0) / n)[0]
+        full = np.flatnonzero(self.count[used] == self.batch_rounds)
+        stones_err = ti_err = math.nan
+        if full.size >= 2:
+            per_batch = np.log(exp_sum[full]) + log_max[full] - np.log(self.count[full])[:, None]
+            stones_err = _standard_error(per_batch.sum(axis=1))
+            means = self.energy_sum[full] / self.count[full][:, None]
+            ti_err = _standard_error(np.array([thermodynamic_integration(temperatures, m)[0]
+                                               for m in means]))
+        return {"stepping_stone": (stones, stones_err),
+                "thermodynamic_integration": (ti, ti_err)}
+
+    _ARRAYS = ("count", "log_max", "exp_sum", "energy_sum")
+
+    def state(self) -> dict[str, np.ndarray]:
+        s = {f"logz_{name}": getattr(self, name).copy() for name in self._ARRAYS}
+        s["logz_batch_rounds"] = np.int64(self.batch_rounds)
+        s["logz_n_batches"] = np.int64(self.n_batches)
+        return s
+
+    def restore(self, s: dict) -> None:
+        for name in self._ARRAYS:
+            current = getattr(self, name)
+            value = np.array(s[f"logz_{name}"], dtype=current.dtype)
+            if value.shape != current.shape:
+                raise ValueError(f"checkpoint logz_{name} has shape {value.shape}, expected "
+                                 f"{current.shape}")
+            setattr(self, name, value)
+        self.batch_rounds = int(s["logz_batch_rounds"])
+        self.n_batches = int(s["logz_n_batches"])
+
+
+def _merged(max_a, sum_a, max_b, sum_b):
+    """Two log-sum-exp partial sums as one (max, sum)."""
+    top = np.maximum(max_a, max_b)
+    with np.errstate(invalid="ignore"):      # -inf - -inf in unused rows: their sums are 0
+        wa = np.where(sum_a > 0, np.exp(max_a - top), 0.0)
+        wb = np.where(sum_b > 0, np.exp(max_b - top), 0.0)
+    return top, sum_a * wa + sum_b * wb
+
+
+def _standard_error(values: np.ndarray) -> float:
+    return float(np.std(values, ddof=1) / math.sqrt(values.size))
+
+
+def stepping_stones(energy_by_slot: np.ndarray, temperatures) -> float:
+    """log Z(T_min) - log Z(T_max) by stepping stones from (rounds, slots) energies."""
+    betas = 1.0 / np.asarray(temperatures, dtype=np.float64)
+    exponent = -(betas[:-1] - betas[1:]) * np.asarray(energy_by_slot)[:, 1:]
+    top = exponent.max(axis=0)
+    return float(np.sum(np.log(np.mean(np.exp(exponent - top), axis=0)) + top))
+
+
 # -- the running accumulators of a campaign ----------------------------------------------------
 
 class TemperStats:
@@ -116,13 +263,15 @@ class TemperStats:
         self.slot_mean = np.zeros(n)
         self.slot_m2 = np.zeros(n)
         self.trips = RoundTrips(n)
+        self.log_z = LogZAccumulator(n)
         self.best_energy = math.inf
         self.best_replica = -1
         self.n_samples = 0
 
     def update(self, round_no: int, slot_of_replica: np.ndarray, energies: np.ndarray,
-               best_energies: np.ndarray, exchange=None) -> None:
-        """Account round `round_no`: slots during its steps, energies after them, its exchange."""
+               best_energies: np.ndarray, exchange=None, betas: np.ndarray | None = None) -> None:
+        """Account round `round_no`: slots during its steps, energies after them, its exchange,
+        the ladder's betas (slot order) during its steps."""
         i = int(np.argmin(best_energies))  # first replica on ties: identical on every rank
         if best_energies[i] < self.best_energy:
             self.best_energy, self.best_replica = float(best_energies[i]), i
@@ -134,6 +283,8 @@ class TemperStats:
         delta = e_slot - self.slot_mean
         self.slot_mean += delta / self.slot_n
         self.slot_m2 += delta * (e_slot - self.slot_mean)
+        if betas is not None and self.n > 1:
+            self.log_z.add(e_slot, betas)
         self.trips.observe(slot_of_replica, round_no)
         if exchange is not None and self.n > 1:
             self.pair_attempted += exchange.attempted
@@ -170,6 +321,7 @@ class TemperStats:
     def state(self) -> dict[str, np.ndarray]:
         s = {name: getattr(self, name).copy() for name in self._ARRAYS}
         s.update(self.trips.state())
+        s.update(self.log_z.state())
         s["best_energy"] = np.float64(self.best_energy)
         s["best_replica"] = np.int64(self.best_replica)
         s["n_samples"] = np.int64(self.n_samples)
@@ -183,6 +335,7 @@ class TemperStats:
                 raise ValueError(f"checkpoint {name} has shape {value.shape}, expected {current.shape}")
             setattr(self, name, value)
         self.trips.restore(s)
+        self.log_z.restore(s)
         self.best_energy = float(s["best_energy"])
         self.best_replica = int(s["best_replica"])
         self.n_samples = int(s["n_samples"])

@@ -54,6 +54,7 @@ def same_summary(a, b):
     for name in ("temperatures", "pairs", "replicas", "slots"):
         assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
     assert a.log_z_ratio == b.log_z_ratio or (np.isnan(a.log_z_ratio) and np.isnan(b.log_z_ratio))
+    assert np.asarray(list(a.log_z.values())).tobytes() == np.asarray(list(b.log_z.values())).tobytes()
 
 
 def same_checkpoint(a, b):
@@ -233,3 +234,21 @@ def test_fold_reflects_into_the_box():
     np.testing.assert_allclose(p.fold(np.array([1.3, 2.5, -0.25])), [0.7, 1.5, 0.25])
     np.testing.assert_allclose(p.fold(np.array([-2.2, -7.0, 3.0])), [0.2, -7.0, 3.0])
     np.testing.assert_allclose(p.fold(np.array([3.6, 0.0, 0.0])), [0.4, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("text", [MIXTURE, ISING], ids=["mixture", "ising"])
+def test_more_rounds_after_the_end_continue_the_chains_bit_for_bit(text):
+    """Issue 13.2: a campaign run to R rounds and then extended to R' is the campaign run to R'
+    at once (nothing in a round depends on the planned number of rounds)."""
+    import dataclasses
+    big = config_from_toml(text)
+    small = dataclasses.replace(big, rounds=big.rounds - 11)
+    full = run_world(big, 9, 0)
+    first = run_world(small, 9, 2)                     # complete at R - 11 rounds
+    assert first[4] == "complete" and int(first[3]["round"]) == small.rounds
+    rest = run_world(big, 9, 3, checkpoint=first[3])
+    assert np.concatenate([first[0], rest[0]]).tobytes() == full[0].tobytes()
+    assert np.concatenate([first[1], rest[1]]).tobytes() == full[1].tobytes()
+    same_summary(rest[2], full[2])
+    assert rest[2].log_z == full[2].log_z
+    same_checkpoint(rest[3], full[3])

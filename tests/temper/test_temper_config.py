@@ -167,3 +167,40 @@ def test_fit_problem_paths_are_taken_from_the_config_directory(tmp_path):
                            "x0 = [500.0, 1e-4]\nstep = [10.0, 1e-6]\n", "pt.toml", tmp_path)
     assert isinstance(cfg.problem, FitSpec)
     assert cfg.problem.data == str(tmp_path / "d" / "Misra1a.dat")
+
+
+@pytest.mark.parametrize("table,key,items", [
+    ("temper", "temperatures", "temperatures"),
+    ("problem", "centers", "modes"),
+    ("problem", "x0", "parameters"),
+])
+def test_list_lengths_are_capped_before_their_values_are_read(table, key, items):
+    """BUG (issue 13.14): without `replicas`, a million temperatures bypassed the replica cap
+    (a 679 MB file and minutes to stop); over-long lists are now refused at once."""
+    from hpcopt.temper.config import MAX_DIM, MAX_MODES, MAX_REPLICAS
+    cap = {"temperatures": MAX_REPLICAS, "centers": MAX_MODES, "x0": MAX_DIM}[key]
+    values = (", ".join(str(1.0 + i) for i in range(cap + 1)) if key != "centers"
+              else ", ".join("[0.0]" for _ in range(cap + 1)))
+    if table == "temper":
+        text = f"[temper]\ntemperatures = [{values}]\nrounds = 10\n[problem]\nname = 'ising'\n"
+    elif key == "centers":
+        text = TEMPER + f"[problem]\nname = 'gaussian-mixture'\ncenters = [{values}]\n"
+    else:
+        text = TEMPER + f"[problem]\nfunction = 'math:fsum'\nx0 = [{values}]\nstep = 1.0\n"
+    message = error_of(text)
+    assert message.startswith(f"pt.toml: {table}.{key}:"), message[:200]
+    assert f"at most {cap:,} {items}" in message
+
+
+def test_a_huge_ladder_stops_the_command_with_exit_2_and_no_file(tmp_path):
+    from hpctest import run
+
+    from hpcopt.temper.config import MAX_REPLICAS
+    temps = ", ".join(f"{1.0 + i}" for i in range(MAX_REPLICAS + 1))
+    cfg = tmp_path / "pt.toml"
+    cfg.write_text(f"[temper]\ntemperatures = [{temps}]\nrounds = 10\n[problem]\nname = 'ising'\n"
+                   "L = 4\n[output]\npath = 'pt.h5'\n")
+    proc = run(["temper", cfg], timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.count("hpcopt: error") == 1 and "temper.temperatures" in proc.stderr
+    assert not (tmp_path / "pt.h5").exists()

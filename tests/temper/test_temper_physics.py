@@ -125,6 +125,10 @@ def test_thermodynamic_integration_gives_the_gaussian_log_z_ratio():
     value, err = thermodynamic_integration(temps, means, errs)
     assert err < 0.15
     assert abs(value - exact) < Z_TOL * err, (value, exact, err)
+    summary = run_world(cfg, 13, 0, problem=problem)[2]
+    for method in ("stepping_stone", "thermodynamic_integration"):
+        value, err = summary.log_z[method]
+        assert 0 < err < 0.15 and abs(value - exact) < Z_TOL * err, (method, value, exact, err)
     # and every temperature has <E> = d T / 2
     assert np.all(np.abs(means - 1.5 * temps) < Z_TOL * errs)
 
@@ -135,3 +139,78 @@ def test_thermodynamic_integration_is_exact_for_exact_gaussian_energies():
     assert value == pytest.approx(2.0 * math.log(0.5 / 40.0), rel=1e-12)
     with pytest.raises(ValueError):
         thermodynamic_integration([1.0], [1.0])
+
+
+def exact_ising_log_z_ratio(L, t_min, t_max):
+    energies, counts = enumerate_energies(L)
+    log_z = [math.log(np.sum(counts * np.exp(-energies / t))) for t in (t_min, t_max)]
+    return log_z[0] - log_z[1]
+
+
+ISING_EXAMPLE = """
+[temper]
+replicas = 6
+t_min = 1.0
+t_max = 20.0
+exchange_interval = 10
+rounds = 3100
+burn_in = 100
+thin = 1000
+[problem]
+name = "ising"
+L = 4
+"""
+
+
+def test_stepping_stones_give_the_exact_ising_log_z_ratio_and_the_trapezoid_does_not():
+    """Issue 15.5: on the example's ladder (6 temperatures, 1 to 20) the trapezoid rule gave
+    22.62 for log Z(T_min) - log Z(T_max) against the exact 21.57 of the 4x4 lattice."""
+    cfg = config_from_toml(ISING_EXAMPLE)
+    summary = run_world(cfg, 7, 0)[2]
+    exact = exact_ising_log_z_ratio(4, 1.0, 20.0)
+    assert exact == pytest.approx(21.57, abs=0.01)
+    value, err = summary.log_z["stepping_stone"]
+    assert 0 < err < 0.1
+    assert abs(value - exact) < 3 * err, (value, exact, err)
+    ti, ti_err = summary.log_z["thermodynamic_integration"]
+    assert summary.log_z_ratio == ti and 0 < ti_err < 0.1
+    assert ti - exact > 0.5 and ti - exact > 5 * ti_err    # the quadrature bias, not noise
+
+
+def test_the_running_log_z_sums_agree_with_a_recount_from_the_records():
+    from hpcopt.temper.stats import MAX_BATCHES, stepping_stones
+    burn_in = 100
+    cfg = config_from_toml(ISING_EXAMPLE.replace("rounds = 3100", "rounds = 1337"))
+    records, _, summary, _, _ = run_world(cfg, 3, 2)
+    e = energies_by_slot(records)[burn_in:]
+    temps = summary.temperatures
+    value, err = summary.log_z["stepping_stone"]
+    assert value == pytest.approx(stepping_stones(e, temps), rel=1e-12)
+    # batches: the shortest power-of-two length that needs at most MAX_BATCHES of them
+    n = len(e)
+    size = 1
+    while -(-n // size) > MAX_BATCHES:
+        size *= 2
+    full = n // size
+    assert MAX_BATCHES // 2 <= full <= MAX_BATCHES
+    per_batch = [stepping_stones(e[b * size:(b + 1) * size], temps) for b in range(full)]
+    assert err == pytest.approx(np.std(per_batch, ddof=1) / math.sqrt(full), rel=1e-9)
+    ti, ti_err = summary.log_z["thermodynamic_integration"]
+    assert ti == pytest.approx(thermodynamic_integration(temps, e.mean(axis=0))[0], rel=1e-12)
+    per_batch = [thermodynamic_integration(temps, e[b * size:(b + 1) * size].mean(axis=0))[0]
+                 for b in range(full)]
+    assert ti_err == pytest.approx(np.std(per_batch, ddof=1) / math.sqrt(full), rel=1e-9)
+
+
+def test_log_z_estimates_are_nan_without_a_ladder_or_rounds():
+    from hpcopt.temper.stats import LogZAccumulator
+    acc = LogZAccumulator(3)
+    assert all(math.isnan(v) for pair in acc.estimates(np.array([1.0, 2.0, 4.0])).values()
+               for v in pair)
+    acc.add(np.array([-3.0, -1.0, 0.5]), 1.0 / np.array([1.0, 2.0, 4.0]))
+    est = acc.estimates(np.array([1.0, 2.0, 4.0]))
+    # one round: each stone is exp(-(dbeta) E_hot) exactly, no error yet
+    assert est["stepping_stone"][0] == pytest.approx(-(1 - 0.5) * -1.0 - (0.5 - 0.25) * 0.5)
+    assert math.isnan(est["stepping_stone"][1])
+    one = LogZAccumulator(1)
+    assert math.isnan(one.estimates(np.array([1.0]))["stepping_stone"][0])

@@ -10,7 +10,7 @@ from temper_helpers import config_from_toml, run_world
 
 from hpcopt.errors import ConfigError
 from hpcopt.temper import ContinuousProblem, IsingProblem, make_problem
-from hpcopt.temper.problems import GaussianMixtureEnergy, RastriginEnergy
+from hpcopt.temper.problems import EnergyError, GaussianMixtureEnergy, RastriginEnergy
 from hpcopt.temper.replica import Replica
 from hpcopt.temper.stats import batch_means
 
@@ -48,11 +48,41 @@ def test_ising_problem():
 
 def test_energies_that_are_not_numbers_are_reported():
     p = ContinuousProblem("bad", lambda x: "abc", x0=[0.0])
-    with pytest.raises(TypeError, match="must return a number"):
+    with pytest.raises(EnergyError, match="must return a number"):
         p.energy(np.zeros(1))
     assert ContinuousProblem("nan", lambda x: math.nan, x0=[0.0]).energy(np.zeros(1)) == math.inf
     with pytest.raises(ValueError):
         ContinuousProblem("box", lambda x: 0.0, dim=2)        # random start needs finite bounds
+
+
+@pytest.mark.parametrize("exc", [SystemExit(0), SystemExit(None), SystemExit(3),
+                                 KeyboardInterrupt(), ZeroDivisionError("float division")])
+def test_an_energy_that_exits_or_interrupts_is_an_error_naming_the_replica(exc):
+    """BUG (issue 13.7): SystemExit from an energy became the rank's exit (SystemExit(0):
+    the other ranks waited forever); now it is an EnergyError naming replica and round."""
+    calls = []
+
+    def energy(x):
+        calls.append(1)
+        if len(calls) > 3:
+            raise exc
+        return float(x @ x)
+
+    rep = Replica(2, ContinuousProblem("user:energy", energy, x0=[0.0, 0.0], step=0.5), seed=1)
+    with pytest.raises(EnergyError) as info:
+        rep.advance(10, 0.5, round_no=7)
+    message = str(info.value)
+    assert message.startswith("replica 2 at T = 2, round 7: the energy 'user:energy' raised ")
+    assert type(exc).__name__ in message and info.value.__cause__ is exc
+
+
+def test_an_exiting_energy_at_the_start_point_is_a_config_error(tmp_path):
+    (tmp_path / "exiting_energy_mod.py").write_text("def energy(x):\n    raise SystemExit(0)\n")
+    cfg = config_from_toml(TEMPER + "[problem]\nfunction = 'exiting_energy_mod:energy'\n"
+                           "x0 = [1.0]\nstep = 1.0\n", "pt.toml", tmp_path)
+    with pytest.raises(ConfigError, match=r"problem.x0: at the start point the energy "
+                                          r"'exiting_energy_mod:energy' raised SystemExit\(0\)"):
+        make_problem(cfg.problem, "pt.toml")
 
 
 class LinearFit:
