@@ -16,6 +16,7 @@ from .errors import Interrupted, UsageError
 from .imports import add_search_dir
 from .logs import add_log_file, log, setup_logging
 from .mpi.runtime import World, install_stop_handlers, run_spmd
+from .store.lock import acquire_writer_lock
 
 
 def run_campaign(label: str, *, prepare: Callable[[], Any], run: Callable[[World, Any], dict],
@@ -24,12 +25,17 @@ def run_campaign(label: str, *, prepare: Callable[[], Any], run: Callable[[World
     def main(world: World) -> int:
         install_stop_handlers()
         setup_logging(world.rank, quiet=quiet, verbose=verbose)
-        plan, error = None, None
+        plan, error, lock = None, None, None
         if world.is_root:
             try:
                 plan = prepare()
+                # one writer per result file; then the log (both companions refuse links)
+                lock = acquire_writer_lock(plan.output.path)
+                add_log_file(plan.output.path)
             except UsageError as exc:
                 error = str(exc)
+                if lock is not None:
+                    lock.release()
         plan, error = world.bcast((plan, error))
         if error is not None:
             if world.is_root:
@@ -37,9 +43,12 @@ def run_campaign(label: str, *, prepare: Callable[[], Any], run: Callable[[World
             return UsageError.exit_code
         add_search_dir(plan.file.base_dir)
         if world.is_root:
-            add_log_file(plan.output.path)
             log.info(f"{label} on {world.size} rank(s); results in {plan.output.path}")
-        summary = run(world, plan)
+        try:
+            summary = run(world, plan)
+        finally:
+            if lock is not None:      # the result file is closed: the next run may write it
+                lock.release()
         if world.is_root:
             print(format_summary(summary), flush=True)
             if summary.get("status") == "interrupted" and summary.get("signal"):
