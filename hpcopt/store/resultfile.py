@@ -31,6 +31,7 @@ from .. import __version__
 from ..errors import ResultFileError
 from ..slurm import slurm_ids
 from . import schema
+from .reader import open_result
 
 
 def h5py_has_mpi() -> bool:
@@ -75,33 +76,28 @@ def _attr_value(value: Any) -> Any:
     return value
 
 
-def check_existing(path: Path, *, kind: str, config_hash: str | None) -> dict:
-    """Validate a file for --resume; return its root attributes. Raises ResultFileError."""
+def check_existing(path: Path, *, kind: str, config_hash: str | None,
+                   n_rows: int | None = None) -> dict:
+    """Validate a file for --resume; return its root attributes. Raises ResultFileError.
+
+    The file goes through the validating open of every reader
+    (:func:`hpcopt.store.reader.open_result`); then it must hold a `kind` campaign written
+    with the same config (`config_hash`), and its main table must have room for the
+    config's `n_rows` tasks (a growable table grows).
+    """
     if not path.exists():
         raise ResultFileError(f"{path}: --resume given but the result file does not exist")
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-            tables = set(f.keys())
-    except OSError as exc:
-        raise ResultFileError(f"{path}: not a readable HDF5 file ({exc}); it may be truncated "
-                              "or corrupted") from None
-    if schema.ATTR_KIND not in attrs or schema.ATTR_FORMAT not in attrs:
-        raise ResultFileError(f"{path}: not an hpcopt result file (no '{schema.ATTR_KIND}' or "
-                              f"'{schema.ATTR_FORMAT}' attribute)")
-    if int(attrs[schema.ATTR_FORMAT]) > schema.FORMAT_VERSION:
-        raise ResultFileError(
-            f"{path}: written by a newer hpcopt ({attrs.get(schema.ATTR_VERSION)}, format "
-            f"{attrs[schema.ATTR_FORMAT]}); this is hpcopt {__version__} (format "
-            f"{schema.FORMAT_VERSION}): upgrade hpcopt to resume it")
-    if attrs[schema.ATTR_KIND] != kind:
-        raise ResultFileError(f"{path}: holds a {attrs[schema.ATTR_KIND]!r} campaign, not {kind!r}")
+    with open_result(path, kind=kind) as f:
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        table = f[schema.MAIN_TABLE[kind]]
+        length, growable = table.shape[0], table.maxshape[0] is None
     if config_hash is not None and attrs.get(schema.ATTR_CONFIG_HASH) != config_hash:
         raise ResultFileError(f"{path}: was written with a different config; --resume needs the "
                               "same config (use another -o path, or --force to start over)")
-    if schema.MAIN_TABLE[kind] not in tables:
-        raise ResultFileError(f"{path}: has no '{schema.MAIN_TABLE[kind]}' table; it may be "
-                              "corrupted")
+    if n_rows is not None and length < n_rows and not growable:
+        raise ResultFileError(f"{path}: table '{schema.MAIN_TABLE[kind]}' has {length} rows but "
+                              f"the config defines {n_rows} tasks: the file is damaged or was "
+                              "written for another campaign")
     return attrs
 
 

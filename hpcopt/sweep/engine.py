@@ -137,7 +137,7 @@ def prepare(req: SweepRequest) -> SweepConfig:
     target = build_target(cfg)
     design = build_design(cfg, target)
     if req.resume:
-        check_existing(cfg.output.path, kind="sweep", config_hash=cfg.hash)
+        check_existing(cfg.output.path, kind="sweep", config_hash=cfg.hash, n_rows=design.n_tasks)
     else:
         table_bytes = design.n_tasks * schema.sweep_dtype(len(design.param_names)).itemsize
         check_new_output(cfg.output.path, force=req.force, needed_bytes=table_bytes)

@@ -76,7 +76,7 @@ def prepare(config: Path, output: str | None, resume: bool, force: bool) -> Temp
                           key="temper.replicas", source=cf.source)
     plan = TemperPlan(cf, temper, out, run)
     if resume:
-        check_existing(out.path, kind="temper", config_hash=plan.hash)
+        check_existing(out.path, kind="temper", config_hash=plan.hash, n_rows=temper.rounds)
     else:
         check_new_output(out.path, force=force)
     return plan
