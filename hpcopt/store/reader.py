@@ -284,8 +284,8 @@ def _check_table(f: h5py.File, name: str, columns: dict[str, str], kind: str, fa
         raise fault(f"'{name}' is a group where the {kind} table '{name}' belongs")
     names = obj.dtype.names
     if names is None or obj.ndim != 1:
-        raise fault(f"'{name}' is not a table (a 1-D compound dataset) but a "
-                    f"{obj.ndim}-D {obj.dtype} array")
+        raise fault(f"'{name}' is a {obj.ndim}-D {obj.dtype} array where the {kind} table "
+                    f"'{name}' (a 1-D compound dataset) belongs")
     for column, kinds in columns.items():
         if column not in names:
             raise fault(f"table '{name}' has no '{column}' column: not the layout of a "
