@@ -15,7 +15,8 @@ file and the fault (ResultFileError, exit 2) within a fraction of a second:
   kind's layout (so a kind that does not match the layout is refused);
 * a table or array declares no more rows than the file stores (a crafted 2^40-row
   table would otherwise be scanned for ever, or allocated);
-* the ``best`` group holds a numeric objective and JSON parameters.
+* the ``best`` group holds a numeric objective and JSON parameters;
+* the stored config text is valid TOML within the nesting limit of configs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import stat
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -31,6 +33,7 @@ import h5py
 import numpy as np
 
 from ..errors import ResultFileError
+from ..tomlread import loads as toml_loads
 from . import schema
 
 SCAN_ROWS = 65536
@@ -173,6 +176,12 @@ def validate(f: h5py.File, path: str | Path, *, kind: str | None = None) -> None
         raise fault(f"holds a {found!r} campaign, not {kind!r}")
     _check_links(f, fault)
     _check_attrs(f, "root", ROOT_ATTRS, fault)
+    config = _attr(f, schema.ATTR_CONFIG)
+    if config is not None:     # readers parse it (plots, fit data, budgets)
+        try:
+            toml_loads(config.decode("utf-8") if isinstance(config, bytes) else config)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise fault(f"root attribute 'config' is not valid TOML ({exc})") from None
     layout = LAYOUT[found]
     main = schema.MAIN_TABLE[found]
     if main not in f:

@@ -187,6 +187,9 @@ CASES = {
     "soft link": ("sweep", replace_table("tasks", soft_link), "'/tasks' is a soft link"),
     "external raw storage": ("sweep", replace_table("tasks", external_storage),
                              "'/tasks' keeps its data in an external file"),
+    "config nested too deep": ("sweep", set_attr("config", "a = " + "[" * 5000 + "]" * 5000),
+                               "root attribute 'config' is not valid TOML (tables or arrays "
+                               "nested deeper than 32 levels)"),
     "param_names not matching x": ("sweep", set_attr("param_names", '["a", "b", "c"]', "tasks"),
                                    "'param_names' has 3 entries for 2 parameters"),
 }
