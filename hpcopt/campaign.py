@@ -3,16 +3,19 @@
 1. rank 0 validates config, data and output path (``prepare``) before any MPI
    work; a UsageError becomes one message and exit status 2 on every rank;
 2. every rank runs the campaign (``run``) with stop signals caught;
-3. rank 0 prints the summary; exit 0 (complete), 3 (interrupted by a signal,
-   checkpointed: continue with --resume).
+3. rank 0 prints the summary; exit 0 (complete), 3 (interrupted by SIGTERM or
+   SIGUSR1, checkpointed: continue with --resume), 130 (the same after Ctrl-C); see
+   hpcopt.errors for the table of exit statuses.
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
-from .errors import Interrupted, UsageError
+from .errors import EXIT_OK, UsageError, interrupted_exit_code
 from .imports import add_search_dir
 from .logs import add_log_file, log, setup_logging
 from .mpi.runtime import World, install_stop_handlers, run_spmd
@@ -49,13 +52,27 @@ def run_campaign(label: str, *, prepare: Callable[[], Any], run: Callable[[World
         finally:
             if lock is not None:      # the result file is closed: the next run may write it
                 lock.release()
+        code = EXIT_OK
         if world.is_root:
             print(format_summary(summary), flush=True)
             if summary.get("status") == "interrupted" and summary.get("signal"):
-                log.warning(f"stopped by {summary['signal']}; everything finished is saved. "
-                            f"Continue with --resume.")
-        interrupted = world.bcast(summary.get("status") == "interrupted" and
-                                  bool(summary.get("signal")) if world.is_root else None)
-        return Interrupted.exit_code if interrupted else 0
+                code = interrupted_exit_code(summary["signal"])
+                log.warning(stop_message(summary["signal"], plan.output.path))
+        return world.bcast(code)
 
     return run_spmd(main)
+
+
+def stop_message(signal_name: str, path: Path) -> str:
+    """The one line that says why the campaign stopped and how to continue it."""
+    why = "Ctrl-C (SIGINT)" if signal_name == "SIGINT" else signal_name
+    return (f"stopped by {why}; everything finished is saved in {path}. Continue with: "
+            f"{resume_command(sys.argv[1:])}")
+
+
+def resume_command(args: list[str]) -> str:
+    """The command line that continues this campaign: the same, with --resume for --force."""
+    args = [a for a in args if a != "--force"]
+    if "--resume" not in args:
+        args.append("--resume")
+    return shlex.join(["hpcopt", *args])

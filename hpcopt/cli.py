@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import UsageError
+from .errors import EXIT_CTRL_C, UsageError
+from .mpi.runtime import install_stop_handlers
 
 EPILOG = """exit status: 0 done, 2 bad command line/config/data, 3 interrupted by SIGTERM/SIGUSR1
 (results saved: continue with --resume), 1 any other error (after every rank stopped).
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(f"hpcopt: error: {exc}\n")
         return exc.exit_code
+    except KeyboardInterrupt:       # Ctrl-C in report/info/submit (campaigns checkpoint instead)
+        sys.stderr.write("hpcopt: interrupted\n")
+        return EXIT_CTRL_C
     except BrokenPipeError:         # `hpcopt report FILE | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -100,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def dispatch(args) -> int:
     cmd = args.command
+    if cmd in ("sweep", "temper", "hpo", "demo"):
+        # before the heavy imports: a stop signal during start-up already stops cleanly
+        install_stop_handlers()
     if cmd == "info":
         from .info import run_info
         return run_info(args.json)

@@ -155,6 +155,12 @@ def _child_evaluator(spec: dict):
 
 def child_main() -> int:
     from .timelimit import TaskTimeout
+    # stop signals are for the rank, which finishes its task and then ends this process:
+    # a Ctrl-C that reaches the whole terminal's process group (or scancel's SIGTERM to
+    # every process of the step) must not turn the running task into a failed row
+    from .mpi.runtime import STOP_SIGNALS
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     stdin, stdout = sys.stdin, sys.stdout
     sys.stdout = sys.stderr            # the objective's prints must not corrupt the protocol
     spec = json.loads(stdin.readline())
