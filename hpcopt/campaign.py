@@ -18,7 +18,7 @@ from typing import Any, Callable
 from .errors import EXIT_OK, UsageError, interrupted_exit_code
 from .imports import add_search_dir
 from .logs import add_log_file, log, setup_logging
-from .mpi.runtime import World, install_stop_handlers, run_spmd
+from .mpi.runtime import World, install_stop_handlers, run_spmd, stop_reason, stop_signal_name
 from .store.lock import acquire_writer_lock
 
 
@@ -55,18 +55,20 @@ def run_campaign(label: str, *, prepare: Callable[[], Any], run: Callable[[World
         code = EXIT_OK
         if world.is_root:
             print(format_summary(summary), flush=True)
-            if summary.get("status") == "interrupted" and summary.get("signal"):
-                code = interrupted_exit_code(summary["signal"])
-                log.warning(stop_message(summary["signal"], plan.output.path))
+            why = stop_reason() or summary.get("signal")   # a signal, or a full disk
+            if summary.get("status") == "interrupted" and why:
+                code = interrupted_exit_code(stop_signal_name() or summary.get("signal"))
+                log.warning(stop_message(why, plan.output.path))
         return world.bcast(code)
 
     return run_spmd(main)
 
 
-def stop_message(signal_name: str, path: Path) -> str:
+def stop_message(why: str, path: Path) -> str:
     """The one line that says why the campaign stopped and how to continue it."""
-    why = "Ctrl-C (SIGINT)" if signal_name == "SIGINT" else signal_name
-    return (f"stopped by {why}; everything finished is saved in {path}. Continue with: "
+    why = "Ctrl-C (SIGINT)" if why == "SIGINT" else why
+    cause = f"by {why}" if why.startswith(("SIG", "Ctrl-C")) else f"because {why}"
+    return (f"stopped {cause}; everything finished is saved in {path}. Continue with: "
             f"{resume_command(sys.argv[1:])}")
 
 

@@ -47,7 +47,7 @@ def add_log_file(result_path: Path) -> Path:
     link or a FIFO planted in its place is refused (ResultFileError, exit 2), never followed.
     """
     path = Path(str(result_path) + ".log")
-    handler = logging.StreamHandler(open_companion(path, "a"))
+    handler = _LogFileHandler(path)
     handler.setFormatter(logging.Formatter(f"%(asctime)s {_who()} %(levelname)s %(message)s",
                                            DATE_FORMAT))
     handler.setLevel(logging.DEBUG)
@@ -55,6 +55,21 @@ def add_log_file(result_path: Path) -> Path:
     if log.level > logging.INFO:
         handler.setLevel(log.level)
     return path
+
+
+class _LogFileHandler(logging.StreamHandler):
+    """The log file; when it cannot be written (a full disk) one line says so on stderr and
+    the file is dropped, instead of a traceback per log line."""
+
+    def __init__(self, path: Path):
+        super().__init__(open_companion(path, "a"))
+        self.path = path
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        sys.stderr.write(f"hpcopt: cannot write the log file {self.path} ({exc}); "
+                         "logging to stderr only\n")
+        log.removeHandler(self)
 
 
 def close_log_files() -> None:

@@ -32,6 +32,7 @@ from ..resources import Resources, apply_on_workers, parse_resources
 from ..store import schema
 from ..store.resultfile import (FlushClock, ResultStore, TableSpec, check_existing,
                                 check_new_output)
+from ..store.space import guard as disk_guard
 from .config import HpoConfig, parse_hpo_config
 from .objective import make_runner
 from .rows import trial_row, trial_row_fields
@@ -175,10 +176,19 @@ class HpoSource:
         self.pending_rows: list[dict] = []
         self.clock = FlushClock()
         self.sign = -1.0 if plan.hpo.hpo.direction == "maximize" else 1.0
+        spec = plan.hpo.hpo.storage
+        self.journal = spec.location if spec.kind == "journal" else str(plan.output.path)
+
+    def study(self, call, default=None):
+        """A call that writes to the Optuna storage: a full file system stops the campaign
+        (exit 3, see store.space) instead of ending it with a traceback."""
+        with disk_guard(self.journal):
+            return call()
+        return default
 
     # -- TaskSource ------------------------------------------------------------------------
     def next_task(self) -> Task | None:
-        spec = None if stop_requested() else self.policy.ask()
+        spec = None if stop_requested() else self.study(self.policy.ask)
         self.add(self.policy.drain_records())
         return None if spec is None else Task(spec.number, payload=spec.to_dict())
 
@@ -198,13 +208,13 @@ class HpoSource:
                 outcome = TrialOutcome(number, "failed", None, schema.decode_message(r["message"]),
                                        float(r["t_start"]), float(r["wall"]),
                                        f"rank {int(r['rank'])}")
-            self.add(self.policy.tell_result(outcome))
+            self.add(self.study(lambda: self.policy.tell_result(outcome), []))
 
     def on_report(self, task_id: int, step: int, value: float) -> bool:
-        return bool(self.policy.report(task_id, step, value))
+        return bool(self.study(lambda: self.policy.report(task_id, step, value), False))
 
     def tick(self) -> None:
-        self.policy.heartbeat()
+        self.study(self.policy.heartbeat)
         if self.pending_rows and self.clock.due():
             self.write()
 
@@ -278,7 +288,8 @@ def run_hpo(world: World, plan: HpoPlan, *, resume: bool, quiet: bool = False) -
                         options=options)
     summary = {}
     if world.is_root:
-        source.add(source.policy.close("stopped by a signal" if stats.interrupted else "done"))
+        source.add(source.study(lambda: source.policy.close(
+            "stopped by a signal" if stats.interrupted else "done"), []))
         source.write()
         best = source.policy.best()
         status = "interrupted" if stats.interrupted else "complete"

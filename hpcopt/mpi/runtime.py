@@ -189,8 +189,17 @@ def _ignore_stop_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+def request_stop(reason: str) -> bool:
+    """Stop the campaign as a stop signal would, for `reason` (e.g. a full file system);
+    True when this is the first stop request."""
+    if stop_requested():
+        return False
+    _STOP["reason"] = reason
+    return True
+
+
 def stop_requested() -> bool:
-    return _STOP["signal"] is not None
+    return _STOP["signal"] is not None or _STOP.get("reason") is not None
 
 
 def stop_signal_name() -> str | None:
@@ -198,8 +207,17 @@ def stop_signal_name() -> str | None:
     return signal.Signals(sig).name if sig is not None else None
 
 
+def stop_reason() -> str | None:
+    """Why the campaign was asked to stop: 'Ctrl-C (SIGINT)', 'SIGTERM', a request's reason."""
+    name = stop_signal_name()
+    if name == "SIGINT":
+        return "Ctrl-C (SIGINT)"
+    return name or _STOP.get("reason")
+
+
 def reset_stop() -> None:
     _STOP["signal"] = None
+    _STOP["reason"] = None
 
 
 # -- errors end the whole job --------------------------------------------------------
