@@ -54,7 +54,8 @@ def is_disk_full(exc: BaseException) -> bool:
 def file_system(path: str | Path) -> str:
     """The mount point that holds `path` (for messages)."""
     p = Path(os.path.abspath(path))
-    p = p if p.exists() else p.parent
+    while not p.exists() and p != p.parent:
+        p = p.parent
     try:
         dev = p.stat().st_dev
         while p != p.parent and p.parent.stat().st_dev == dev:
