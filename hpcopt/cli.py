@@ -12,9 +12,10 @@ from . import __version__
 from .errors import EXIT_CTRL_C, UsageError
 from .mpi.runtime import install_stop_handlers
 
-EPILOG = """exit status: 0 done, 2 bad command line/config/data, 3 interrupted by SIGTERM/SIGUSR1
-(results saved: continue with --resume), 1 any other error (after every rank stopped).
-Docs: docs/<command>.md in the hpcopt repository."""
+EPILOG = """exit status: 0 done, 2 bad command line/config/data/result file (or another run is
+writing it), 3 interrupted by SIGTERM/SIGUSR1 or a full file system (results saved: continue
+with --resume), 130 the same after Ctrl-C, 4 no task succeeded, 1 any other error (after
+every rank stopped). Docs: docs/<command>.md in the hpcopt repository."""
 
 
 def _campaign_parser(sub, name: str, help_text: str) -> argparse.ArgumentParser:

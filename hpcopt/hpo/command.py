@@ -32,6 +32,7 @@ from ..resources import Resources, apply_on_workers, parse_resources
 from ..store import schema
 from ..store.resultfile import (FlushClock, ResultStore, TableSpec, check_existing,
                                 check_new_output)
+from ..store.companion import check_companion
 from ..store.space import guard as disk_guard
 from .config import HpoConfig, parse_hpo_config
 from .objective import make_runner
@@ -83,6 +84,8 @@ def prepare(config: Path, output: str | None, resume: bool, force: bool) -> HpoP
     root.finish()
     from .storage import check_storage
     check_storage(hpo.hpo.storage, cf.source)
+    if hpo.hpo.storage.kind == "journal":        # Optuna opens it by name: no planted link
+        check_companion(hpo.hpo.storage.location)
     if hpo.hpo.scheduler == "pbt":
         from .pbt_runner import load_pbt_objective
         load_pbt_objective(hpo)                  # wrong signature or import: exit 2

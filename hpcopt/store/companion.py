@@ -70,6 +70,23 @@ def open_companion(path: str | Path, mode: str = "a", *, encoding: str | None = 
     return open(fd, mode if encoding else mode + "b", encoding=encoding)
 
 
+def check_companion(path: str | Path) -> None:
+    """Refuse a symbolic link or non-regular file at `path` before the run starts (for a
+    file another library opens by name later, e.g. Optuna's journal; a missing file is
+    fine and is not created)."""
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise ResultFileError(f"{path}: is a symbolic link; hpcopt never writes through a "
+                              "link next to the result file (remove it, or choose another "
+                              "output path)")
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(path)
+
+
 def ensure_companion(path: str | Path) -> None:
     """Create `path` if missing and check it is a regular file, not a link (for files that
     another library opens by name afterwards, e.g. Optuna's journal)."""
