@@ -3,7 +3,7 @@
 Every line, on stderr and in the log file, starts with the date and time, the rank
 and the host, so lines from batch logs of many jobs (and of array tasks appending to
 one terminal) can be told apart and put in order:
-``2026-12-01 09:30:34 [rank 0 node17] hpcopt: sweep: 30/30 done ...``.
+``2026-12-01 09:30:34+0100 [rank 0 node17] hpcopt: sweep: 30/30 done ...``.
 """
 
 from __future__ import annotations
