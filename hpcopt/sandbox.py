@@ -28,6 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .farm import Outcome, Task
+from .mpi.runtime import STOP_SIGNALS
 from .store import schema
 
 STARTUP_TIMEOUT = 300.0   # importing numpy/scipy/numba and building the problem
@@ -158,7 +159,6 @@ def child_main() -> int:
     # stop signals are for the rank, which finishes its task and then ends this process:
     # a Ctrl-C that reaches the whole terminal's process group (or scancel's SIGTERM to
     # every process of the step) must not turn the running task into a failed row
-    from .mpi.runtime import STOP_SIGNALS
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     stdin, stdout = sys.stdin, sys.stdout

@@ -153,7 +153,8 @@ def get_world() -> World:
 #: mpiexec forwards it to every rank) only set a flag: campaigns poll it, checkpoint and
 #: stop cleanly.  A second Ctrl-C ends the process at once (exit EXIT_CTRL_C, rows written
 #: so far are kept, as after a kill); under mpiexec its own second Ctrl-C does the same.
-_STOP: dict[str, Any] = {"signal": None}
+_STOP: dict[str, Any] = {"signal": None, "reason": None}
+_AT_EXIT = {"installed": False}
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 _SECOND_CTRL_C = (b"hpcopt: second Ctrl-C: stopping at once, without a checkpoint (rows "
                   b"already written are kept; --resume continues)\n")
@@ -178,9 +179,9 @@ def install_stop_handlers() -> None:
     """
     for sig in STOP_SIGNALS:
         signal.signal(sig, _on_stop_signal)
-    if not _STOP.get("atexit"):
+    if not _AT_EXIT["installed"]:
         atexit.register(_ignore_stop_signals)
-        _STOP["atexit"] = True
+        _AT_EXIT["installed"] = True
 
 
 def _ignore_stop_signals() -> None:
@@ -199,7 +200,7 @@ def request_stop(reason: str) -> bool:
 
 
 def stop_requested() -> bool:
-    return _STOP["signal"] is not None or _STOP.get("reason") is not None
+    return _STOP["signal"] is not None or _STOP["reason"] is not None
 
 
 def stop_signal_name() -> str | None:
@@ -212,7 +213,7 @@ def stop_reason() -> str | None:
     name = stop_signal_name()
     if name == "SIGINT":
         return "Ctrl-C (SIGINT)"
-    return name or _STOP.get("reason")
+    return name or _STOP["reason"]
 
 
 def reset_stop() -> None:
