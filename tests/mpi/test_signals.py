@@ -52,7 +52,7 @@ def test_ctrl_c_checkpoints_and_says_how_to_resume(tmp_path, n):
     """A terminal's Ctrl-C: SIGINT to the launcher's process group (MPICH's mpiexec keeps
     the ranks in their own groups and forwards it to each)."""
     cfg = config(tmp_path)
-    proc = start(["sweep", cfg], n=n, cwd=tmp_path, TESTOBJ_SLEEP="0.1")
+    proc = start(["sweep", cfg], n=n, cwd=tmp_path, TESTOBJ_SLEEP="0.3")
     wait_for_rows(tmp_path / "out.h5", "tasks", 3, timeout=120)
     kill_group(proc, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
@@ -151,12 +151,12 @@ def test_stop_signal_at_any_moment_of_start_up_gives_a_documented_outcome(tmp_pa
     tenth of a second) the signal's default action ends it and no file exists; after that,
     the campaign checkpoints (3, or 130 for Ctrl-C) with an 'interrupted' file, or it had
     finished (0, 'complete'); never a hang (communicate's timeout)."""
-    cfg = config(tmp_path, points=4)
+    cfg = config(tmp_path, points=8)
     stopped = 130 if sig == signal.SIGINT else 3
     outcomes = set()
-    for delay in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2):
+    for delay in (0.0, 0.1, 0.3, 0.8, 1.5, 3.0):
         (tmp_path / "out.h5").unlink(missing_ok=True)
-        proc = start(["sweep", cfg, "--force", "-q"], n=n, cwd=tmp_path, TESTOBJ_SLEEP="0.02")
+        proc = start(["sweep", cfg, "--force", "-q"], n=n, cwd=tmp_path, TESTOBJ_SLEEP="0.1")
         time.sleep(delay)
         try:
             os.kill(proc.pid, sig)
