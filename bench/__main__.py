@@ -18,7 +18,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(BENCH), os.environ.get("PYTHONPA
 
 SUITES = {"farm": "bench_farm", "kernels": "bench_kernels", "temper": "bench_temper",
           "temper_mpi": "bench_temper_mpi", "hpo": "bench_hpo", "fit": "bench_fit",
-          "warmstart": "bench_warmstart", "hpo_mpi": "bench_hpo_mpi", "load": "bench_load"}
+          "warmstart": "bench_warmstart", "hpo_mpi": "bench_hpo_mpi", "load": "bench_load",
+          "guards": "bench_guards"}
 
 
 def main(argv: list[str]) -> int:

@@ -12,11 +12,13 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import UsageError
+from .errors import EXIT_CTRL_C, UsageError
+from .mpi.runtime import install_stop_handlers
 
-EPILOG = """exit status: 0 done, 2 bad command line/config/data, 3 interrupted by SIGTERM/SIGUSR1
-(results saved: continue with --resume), 1 any other error (after every rank stopped).
-Docs: docs/<command>.md in the hpcopt repository."""
+EPILOG = """exit status: 0 done, 2 bad command line/config/data/result file (or another run is
+writing it), 3 interrupted by SIGTERM/SIGUSR1 or a full file system (results saved: continue
+with --resume), 130 the same after Ctrl-C, 4 no task succeeded, 1 any other error (after
+every rank stopped). Docs: docs/<command>.md in the hpcopt repository."""
 
 #: arguments every campaign subcommand has (the rest are its kinds' options)
 CAMPAIGN_ARGS = ("command", "config", "output", "resume", "force", "quiet", "verbose", "np")
@@ -113,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(f"hpcopt: error: {exc}\n")
         return exc.exit_code
+    except KeyboardInterrupt:       # Ctrl-C in report/info/submit (campaigns checkpoint instead)
+        sys.stderr.write("hpcopt: interrupted\n")
+        return EXIT_CTRL_C
     except BrokenPipeError:         # `hpcopt report FILE | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -120,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def dispatch(args) -> int:
     cmd = args.command
+    from .campaign.registry import commands
+    if cmd in commands() or cmd == "demo":
+        # before the heavy imports: a stop signal during start-up already stops cleanly
+        install_stop_handlers()
     if cmd == "info":
         from .info import run_info
         return run_info(args.json)

@@ -28,6 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .farm import Outcome, Task
+from .mpi.runtime import STOP_SIGNALS
 from .store import schema
 
 STARTUP_TIMEOUT = 300.0   # importing numpy/scipy/numba and building the problem
@@ -149,6 +150,11 @@ def _child_evaluator(spec: dict):
 
 def child_main() -> int:
     from .timelimit import TaskTimeout
+    # stop signals are for the rank, which finishes its task and then ends this process:
+    # a Ctrl-C that reaches the whole terminal's process group (or scancel's SIGTERM to
+    # every process of the step) must not turn the running task into a failed row
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     stdin, stdout = sys.stdin, sys.stdout
     sys.stdout = sys.stderr            # the objective's prints must not corrupt the protocol
     spec = json.loads(stdin.readline())

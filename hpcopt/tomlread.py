@@ -17,6 +17,36 @@ from .errors import ConfigError
 _MISSING = object()
 #: a config is a few kB; anything this large is a mistake (e.g. a data file given as config)
 MAX_CONFIG_BYTES = 16 * 2**20
+#: tables and arrays nested deeper than this are refused (configs need about 5 levels;
+#: tomllib recurses once per level and would end in a RecursionError)
+MAX_NESTING = 32
+
+
+def loads(text: str) -> dict:
+    """tomllib.loads with a nesting limit: too deep a document raises TOMLDecodeError too,
+    so callers that already handle invalid TOML handle it as well."""
+    try:
+        data = tomllib.loads(text)
+    except RecursionError:
+        data = None
+    if data is None or nesting_depth(data) > MAX_NESTING:
+        raise tomllib.TOMLDecodeError(f"tables or arrays nested deeper than {MAX_NESTING} "
+                                      "levels")
+    return data
+
+
+def nesting_depth(value: Any) -> int:
+    """Depth of nested tables/lists (a scalar is 0), without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth > MAX_NESTING:
+                break
+            todo.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict)
+                                                 else item))
+    return deepest
 
 
 def load_toml(path: str | Path) -> tuple[dict, str]:
@@ -42,7 +72,7 @@ def load_toml(path: str | Path) -> tuple[dict, str]:
 def parse_toml_text(text: str, source: str) -> dict:
     """Parse TOML text; errors name `source` (exit 2)."""
     try:
-        return tomllib.loads(text)
+        return loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", source=source) from None
 

@@ -196,6 +196,11 @@ class CampaignKind:
         """Bytes the preallocated tables of a new result file need (the disk check)."""
         return 0
 
+    def recorded_rows(self, canonical: dict) -> int | None:
+        """The main-table rows a campaign of this canonical form has at least (a resumed
+        file with fewer is damaged); None: the table grows as it goes."""
+        return None
+
     def check_resume(self, plan: CampaignPlan) -> None:
         """Extra checks of a file to resume (rank 0; the file was validated already):
         e.g. that the HPO study it names still exists. Raises UsageError."""

@@ -1,24 +1,30 @@
 """The one campaign lifecycle (see :mod:`hpcopt.campaign.contract` for the steps).
 
-Exit status: 0 complete; 2 bad command line, config, data or result file (rank 0's
-message, before any MPI work); 3 stopped by a signal after saving (continue with
---resume); 1 any other error (every rank stopped, see hpcopt.mpi.runtime).
+Exit statuses (the table is in hpcopt.errors): 0 complete; 2 bad command line, config,
+data or result file, or another run writing it (rank 0's message, before any MPI work);
+3 stopped by SIGTERM/SIGUSR1 or a full file system after saving, 130 the same after
+Ctrl-C (continue with --resume); 4 no task succeeded; 1 any other error (every rank
+stopped, see hpcopt.mpi.runtime).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from ..config import open_config, open_config_text, parse_run
-from ..errors import Interrupted, ResultFileError, UsageError
+from ..errors import (EXIT_NO_SUCCESS, EXIT_OK, EXIT_USAGE, ResultFileError, UsageError,
+                      interrupted_exit_code)
 from ..imports import add_search_dir
 from ..logs import add_log_file, setup_logging
 from ..mpi.runtime import (World, configure_waits, install_stop_handlers, run_spmd,
-                           stop_signal_name)
+                           stop_reason, stop_signal_name)
 from ..store import schema
+from ..store.lock import acquire_writer_lock
 from ..store.resultfile import ResultStore, check_existing, check_new_output
 from . import registry
 from .contract import (CampaignKind, CampaignPlan, CampaignRequest, PlanSource, RunOutcome,
@@ -57,20 +63,28 @@ def run_campaign(request: CampaignRequest) -> int:
 def execute(world: World, request: CampaignRequest) -> CampaignResult:
     """Validate on rank 0, then run the campaign on every rank (also used in-process by
     tests: the caller sets up signals and logging)."""
-    plan, error = None, None
+    plan, error, locks = None, None, []
     if world.is_root:
         try:
-            plan = prepare(request, world.size)
+            plan = prepare(request, world.size, locks=locks)
+            add_log_file(plan.paths.log)       # after the lock: both refuse planted links
         except UsageError as exc:
             error = str(exc)
+            _release(locks)
     plan, error = world.bcast((plan, error))
     if error is not None:
-        return CampaignResult(UsageError.exit_code, error=error)
+        return CampaignResult(EXIT_USAGE, error=error)
+    try:
+        return _execute(world, request, plan)
+    finally:
+        _release(locks)               # the result file is closed: the next run may write it
+
+
+def _execute(world: World, request: CampaignRequest, plan: CampaignPlan) -> CampaignResult:
     kind = registry.get(plan.kind)
     add_search_dir(plan.file.base_dir)
     waits = configure_waits(world, plan.run.wait)    # every wait from here follows [run] wait
     if world.is_root:
-        add_log_file(plan.paths.output)
         log.info(f"{request.label or kind.name} on {world.size} rank(s); results in "
                  f"{plan.paths.output}")
         log.debug(f"waits: {waits.policy} -> spin {waits.spin_seconds:g} s ({waits.reason})")
@@ -86,40 +100,71 @@ def execute(world: World, request: CampaignRequest) -> CampaignResult:
         session.progress.close()
     _finish(session, outcome)
     kind.finished(session, outcome)
-    summary, code = None, 0
+    summary, code = None, EXIT_OK
     if world.is_root:
         summary, code = _report(kind, request, session, outcome)
     return CampaignResult(world.bcast(code), outcome.status, summary)
 
 
+def _release(locks: list) -> None:
+    while locks:
+        locks.pop().release()
+
+
 def _report(kind: CampaignKind, request: CampaignRequest, session: Session,
             outcome: RunOutcome) -> tuple[dict, int]:
     """Rank 0: print the summary; (summary, exit status)."""
-    summary = dict(outcome.summary, status=outcome.status,
-                   path=str(session.plan.paths.output), elapsed=session.elapsed(),
-                   signal=outcome.signal or stop_signal_name())
+    path = session.plan.paths.output
+    summary = dict(outcome.summary, status=outcome.status, path=str(path),
+                   elapsed=session.elapsed(), signal=outcome.signal or stop_signal_name())
     text = kind.format_summary(summary)
     if request.epilogue is not None:
         text = "\n".join([text, *request.epilogue(summary)])
     print(text, flush=True)
-    signal_name = summary["signal"]
-    if outcome.status == "interrupted" and signal_name:
-        log.warning(f"stopped by {signal_name}; everything finished is saved. "
-                    "Continue with --resume.")
-        return summary, Interrupted.exit_code
-    return summary, 0
+    why = stop_reason() or summary["signal"]       # a signal, or a full file system
+    if outcome.status == "interrupted" and why:
+        log.warning(stop_message(why, path, request))
+        return summary, interrupted_exit_code(summary["signal"])
+    if outcome.n_ok == 0 and outcome.n_failed > 0 and outcome.status == "complete":
+        log.error(f"no task succeeded: {outcome.n_failed} failed"
+                  + (f"; the first error: {outcome.first_error}" if outcome.first_error else ""))
+        return summary, EXIT_NO_SUCCESS
+    return summary, EXIT_OK
+
+
+def stop_message(why: str, path: Path, request: CampaignRequest) -> str:
+    """The one line that says why the campaign stopped and how to continue it."""
+    why = "Ctrl-C (SIGINT)" if why == "SIGINT" else why
+    cause = f"by {why}" if why.startswith(("SIG", "Ctrl-C")) else f"because {why}"
+    return (f"stopped {cause}; everything finished is saved in {path}. Continue with: "
+            f"{resume_command(request)}")
+
+
+def resume_command(request: CampaignRequest) -> str:
+    """The command line that continues this campaign: the same, with --resume."""
+    args = [a for a in sys.argv[1:] if a != "--force"]
+    if not args or request.command not in args:   # not run from the command line (demo, tests)
+        args = [request.command, str(request.config)] + (
+            ["-o", str(request.output)] if request.output else [])
+    if "--resume" not in args:
+        args.append("--resume")
+    return shlex.join(["hpcopt", *args])
 
 
 # ---------------------------------------------------------------------------------------
 # rank 0: everything that can be wrong is found before any MPI work
 
-def prepare(request: CampaignRequest, world_size: int = 1) -> CampaignPlan:
-    """Parse and validate the config, resolve the paths, check the result file.
+def prepare(request: CampaignRequest, world_size: int = 1, *,
+            locks: list | None = None) -> CampaignPlan:
+    """Parse and validate the config, resolve the paths, check the result file; with
+    `locks`, take the writer lock (appended to it) before anything is removed or changed.
     Raises UsageError (exit 2)."""
     root, cf = open_config(request.config)
     kind = registry.for_config(request.command, root)
     src = read_common(root, cf, kind, request.output, options=request.options,
                       resume=request.resume, force=request.force)
+    if locks is not None:          # one writer per result file: it names the holder
+        locks.append(acquire_writer_lock(src.paths.output))
     config, canonical = kind.plan(src)
     root.finish()
     paths, run = src.paths, src.run
@@ -146,6 +191,8 @@ def _check_resumable(kind: CampaignKind, plan: CampaignPlan, request: CampaignRe
         raise ResultFileError(f"{plan.paths.output}: holds a {recorded.name!r} campaign, "
                               f"not {kind.name!r}")
     previous = _recorded_canonical(kind, attrs, plan, request)
+    check_existing(plan.paths.output, kind=kind.family, main_table=kind.main_table,
+                   n_rows=kind.recorded_rows(previous))
     extended = check_same_campaign(plan.paths.output, previous, plan.canonical,
                                    kind.extendable, plan.file.source)
     for key in extended:

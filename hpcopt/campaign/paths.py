@@ -38,7 +38,8 @@ class CampaignPaths:
 
     @property
     def lock(self) -> Path:
-        return self._beside(".lock")
+        from ..store.lock import lock_path     # the lock's own module names its file
+        return lock_path(self.output)
 
     @property
     def journal(self) -> Path:

@@ -29,6 +29,7 @@ from ..resources import Resources, apply_on_workers, parse_resources
 from ..store import schema
 from ..store.dtypes import OUTCOME_DTYPE, trials_dtype
 from ..store.resultfile import FlushClock, ResultStore, TableSpec
+from ..store.space import guard as disk_guard
 from .config import HpoConfig, StorageSpec, parse_hpo_config, storage_spec
 from .objective import make_runner
 from .rows import trial_row, trial_row_fields
@@ -134,14 +135,17 @@ def run_hpo(session: Session) -> RunOutcome:
                         options=options)
     if not world.is_root:
         return RunOutcome("interrupted" if stats.interrupted else "complete", {})
-    source.add(source.policy.close("stopped by a signal" if stats.interrupted else "done"))
+    source.add(source.study(lambda: source.policy.close(
+        "stopped by a signal" if stats.interrupted else "done"), []))
     source.write()
     best = source.policy.best()
     summary = {"best": best, "n_rows": source.next_row, "study": settings.study_name,
                "storage": storage_text(settings.storage)}
+    c = source.counts
     return RunOutcome("interrupted" if stats.interrupted else "complete", summary,
-                      best=None if best is None else {"params": best[0],
-                                                      "objective": best[1]})
+                      best=None if best is None else {"params": best[0], "objective": best[1]},
+                      n_ok=c["complete"] + c["pruned"], n_failed=c["failed"],
+                      first_error=source.first_error)
 
 
 def make_evaluator(plan: CampaignPlan, world, build):
@@ -192,12 +196,23 @@ class HpoSource:
         self.next_row = next_row
         self.rank_of: dict[int, int] = {}
         self.pending_rows: list[dict] = []
+        self.counts = {"complete": 0, "pruned": 0, "failed": 0}   # this run's rows by state
+        self.first_error = ""
         self.clock = FlushClock()
         self.sign = -1.0 if hpo.hpo.direction == "maximize" else 1.0
+        spec = hpo.hpo.storage
+        self.journal = spec.location if spec.kind == "journal" else str(store.path)
+
+    def study(self, call, default=None):
+        """A call that writes to the Optuna storage: a full file system stops the campaign
+        (exit 3, see store.space) instead of ending it with a traceback."""
+        with disk_guard(self.journal):
+            return call()
+        return default
 
     # -- TaskSource ------------------------------------------------------------------------
     def next_task(self) -> Task | None:
-        spec = None if stop_requested() else self.policy.ask()
+        spec = None if stop_requested() else self.study(self.policy.ask)
         self.add(self.policy.drain_records())
         return None if spec is None else Task(spec.number, payload=spec.to_dict())
 
@@ -217,13 +232,13 @@ class HpoSource:
                 outcome = TrialOutcome(number, "failed", None, schema.decode_message(r["message"]),
                                        float(r["t_start"]), float(r["wall"]),
                                        f"rank {int(r['rank'])}")
-            self.add(self.policy.tell_result(outcome))
+            self.add(self.study(lambda: self.policy.tell_result(outcome), []))
 
     def on_report(self, task_id: int, step: int, value: float) -> bool:
-        return bool(self.policy.report(task_id, step, value))
+        return bool(self.study(lambda: self.policy.report(task_id, step, value), False))
 
     def tick(self) -> None:
-        self.policy.heartbeat()
+        self.study(self.policy.heartbeat)
         if self.pending_rows and self.clock.due():
             self.write()
 
@@ -234,6 +249,9 @@ class HpoSource:
             row["objective"] = row.pop("value")
             row["status"] = STATUS_OF_STATE[rec.state]
             self.pending_rows.append(row)
+            self.counts[rec.state] += 1
+            if rec.state == "failed" and not self.first_error:
+                self.first_error = (rec.error or "").strip().split("\n")[0] or "(no message)"
             value = row["objective"]
             self.progress.update(1, self.sign * value if rec.state == "complete"
                                  and math.isfinite(value) else None)

@@ -41,8 +41,11 @@ class HpoKind(CampaignKind):
     def plan(self, src: PlanSource):
         from .campaign import hpo_canonical, parse_hpo_campaign
         cfg = parse_hpo_campaign(src)
+        from ..store.companion import check_companion
         from .storage import check_storage
         check_storage(cfg.hpo.hpo.storage, src.file.source)
+        if cfg.hpo.hpo.storage.kind == "journal":   # Optuna opens it by name: no planted link
+            check_companion(cfg.hpo.hpo.storage.location)
         if cfg.hpo.objective.function is not None:
             from .objective import load_objective
             load_objective(cfg.hpo)                 # import errors are config errors (exit 2)

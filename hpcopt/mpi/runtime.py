@@ -17,6 +17,7 @@ Everything that touches MPI directly (besides the farm protocol in
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import signal
@@ -26,6 +27,8 @@ import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
+
+from ..errors import EXIT_CTRL_C
 
 #: backoff of every quiet wait (seconds): polls start fast, stay at BACKOFF_SHORT while a
 #: partner is probably about to answer (the first BACKOFF_PATIENCE seconds), then settle
@@ -243,20 +246,58 @@ def get_world() -> World:
 
 
 # -- stop signals -------------------------------------------------------------------
-_STOP = {"signal": None}
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+#: SIGTERM/SIGUSR1 (SLURM before the time limit, scancel) and SIGINT (Ctrl-C; MPICH's
+#: mpiexec forwards it to every rank) only set a flag: campaigns poll it, checkpoint and
+#: stop cleanly.  A second Ctrl-C ends the process at once (exit EXIT_CTRL_C, rows written
+#: so far are kept, as after a kill); under mpiexec its own second Ctrl-C does the same.
+_STOP: dict[str, Any] = {"signal": None, "reason": None}
+_AT_EXIT = {"installed": False}
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+_SECOND_CTRL_C = (b"hpcopt: second Ctrl-C: stopping at once, without a checkpoint (rows "
+                  b"already written are kept; --resume continues)\n")
+
+
+def _on_stop_signal(signum, frame) -> None:
+    if signum == signal.SIGINT and _STOP["signal"] == signal.SIGINT:
+        os.write(2, _SECOND_CTRL_C)
+        os._exit(EXIT_CTRL_C)
+    if _STOP["signal"] is None:          # the first signal names the stop
+        _STOP["signal"] = signum
 
 
 def install_stop_handlers() -> None:
-    """SIGTERM/SIGUSR1 set a flag instead of killing the rank (checkpoint, then exit)."""
-    def handler(signum, frame):
-        _STOP["signal"] = signum
+    """Stop signals set a flag instead of killing the process (checkpoint, then exit).
+
+    Called as early as possible (the command line, before the heavy imports), so that a
+    signal during start-up already stops the campaign cleanly.  At interpreter exit the
+    signals are ignored: Python resets its handlers to the default action before mpi4py's
+    MPI_Finalize runs, and a signal in that window would kill a process whose result file
+    already says "complete" (and turn its exit status 0 into 128 + the signal).
+    """
     for sig in STOP_SIGNALS:
-        signal.signal(sig, handler)
+        signal.signal(sig, _on_stop_signal)
+    if not _AT_EXIT["installed"]:
+        atexit.register(_ignore_stop_signals)
+        _AT_EXIT["installed"] = True
+
+
+def _ignore_stop_signals() -> None:
+    """The campaign is over (file closed, exit status decided): nothing left to stop."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def request_stop(reason: str) -> bool:
+    """Stop the campaign as a stop signal would, for `reason` (e.g. a full file system);
+    True when this is the first stop request."""
+    if stop_requested():
+        return False
+    _STOP["reason"] = reason
+    return True
 
 
 def stop_requested() -> bool:
-    return _STOP["signal"] is not None
+    return _STOP["signal"] is not None or _STOP["reason"] is not None
 
 
 def stop_signal_name() -> str | None:
@@ -264,8 +305,17 @@ def stop_signal_name() -> str | None:
     return signal.Signals(sig).name if sig is not None else None
 
 
+def stop_reason() -> str | None:
+    """Why the campaign was asked to stop: 'Ctrl-C (SIGINT)', 'SIGTERM', a request's reason."""
+    name = stop_signal_name()
+    if name == "SIGINT":
+        return "Ctrl-C (SIGINT)"
+    return name or _STOP["reason"]
+
+
 def reset_stop() -> None:
     _STOP["signal"] = None
+    _STOP["reason"] = None
 
 
 # -- errors end the whole job --------------------------------------------------------

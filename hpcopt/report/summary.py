@@ -9,50 +9,21 @@ comes from the kind's report hooks (report/hooks_<kind>.py).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from ..store import schema
-from ..store.reader import attr_str
+from ..store.reader import attr_str, failure_groups
 from . import tables as _tables
 from .hooks import Loaded
 from .text import finite, num
 
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 #: keys of the `report --json` object (docs/report.md)
 JSON_KEYS = ("kind", "campaign", "status", "n_tasks", "n_ok", "n_failed", "n_pending",
              "n_pruned", "counts", "best", "top", "failures", "warnings", "hpcopt_version",
              "created", "world_size", "seed", "path", "sweep", "temper", "hpo")
-
-
-# -- failures ----------------------------------------------------------------------------------
-
-def failure_groups(ds: h5py.Dataset, limit: int = 10) -> list[dict]:
-    """Failed/timed-out rows grouped by error message with numbers masked, most frequent first.
-
-    Each group: ``message`` (the pattern of the message's first line, numbers as ``#``),
-    ``count``, ``example`` (the first line of one such message).
-    """
-    column = "message" if "message" in ds.dtype.names else (
-        "error" if "error" in ds.dtype.names else None)
-    if column is None:
-        return []
-    groups: dict[str, list] = {}
-    for a in range(0, ds.shape[0], _tables.SLICE_ROWS):
-        rows = ds.fields(["status", column])[a:a + _tables.SLICE_ROWS]
-        bad = (rows["status"] == schema.FAILED) | (rows["status"] == schema.TIMEOUT)
-        for raw, status in zip(rows[column][bad], rows["status"][bad]):
-            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            text = text.strip().splitlines()[0] if text.strip() else (
-                "timed out" if status == schema.TIMEOUT else "(no message)")   # not tracebacks
-            key = _NUMBER.sub("#", text)
-            entry = groups.setdefault(key, [0, text])
-            entry[0] += 1
-    ordered = sorted(groups.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
-    return [{"message": k, "count": c, "example": ex} for k, (c, ex) in ordered]
 
 
 # -- the summary -------------------------------------------------------------------------------

@@ -10,19 +10,25 @@ Two write paths with identical file contents:
   contiguous tables, so writing rows never touches file metadata).
 
 All methods are called on every rank; ranks without a file handle do nothing.
+
+Every write goes through one guard (``_write``): a nearly full file system, or a
+write that fails with ENOSPC/EDQUOT, frees the file's space reserve and stops the
+campaign as a stop signal would (checkpoint, status "interrupted", exit 3; see
+:mod:`hpcopt.store.space`), instead of ending it with an error and a damaged file.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import shutil
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import h5py
 import numpy as np
@@ -31,6 +37,12 @@ from .. import __version__
 from ..errors import ResultFileError
 from ..slurm import slurm_ids
 from . import schema
+from .reader import open_result
+from .space import LOW_WATER_BYTES, RESERVE_BYTES, SpaceReserve, disk_full, file_system, \
+    is_disk_full, reserve_path
+
+
+log = logging.getLogger("hpcopt")
 
 
 def h5py_has_mpi() -> bool:
@@ -80,35 +92,44 @@ def _attr_value(value: Any) -> Any:
     return value
 
 
-def check_existing(path: Path, *, kind: str, main_table: str) -> tuple[dict, dict]:
-    """Validate a file for --resume: an hpcopt result file of family `kind` (the `kind`
-    attribute) that this version can read, with its main table; return (root attributes,
-    main-table attributes). Raises ResultFileError (exit 2)."""
+def check_existing(path: Path, *, kind: str, main_table: str,
+                   n_rows: int | None = None) -> tuple[dict, dict]:
+    """Validate a file for --resume; return (root attributes, main-table attributes).
+
+    The file goes through the validating open of every reader
+    (:func:`hpcopt.store.reader.open_result`): an hpcopt result file of family `kind` (the
+    `kind` attribute) that this version can read; its main table must hold the `n_rows`
+    tasks of the campaign it records (a growable table grows). Raises ResultFileError.
+    """
     if not path.exists():
         raise ResultFileError(f"{path}: --resume given but the result file does not exist")
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-            table = f.get(main_table) or f.get(main_table + EXTENDING)   # resume() finishes it
-            table_attrs = ({k: (v.decode() if isinstance(v, bytes) else v)
-                            for k, v in table.attrs.items()}
-                           if isinstance(table, h5py.Dataset) else None)
-    except OSError as exc:
-        raise ResultFileError(f"{path}: not a readable HDF5 file ({exc}); it may be truncated "
-                              "or corrupted") from None
-    if schema.ATTR_KIND not in attrs or schema.ATTR_FORMAT not in attrs:
-        raise ResultFileError(f"{path}: not an hpcopt result file (no '{schema.ATTR_KIND}' or "
-                              f"'{schema.ATTR_FORMAT}' attribute)")
-    if int(attrs[schema.ATTR_FORMAT]) > schema.FORMAT_VERSION:
-        raise ResultFileError(
-            f"{path}: written by a newer hpcopt ({attrs.get(schema.ATTR_VERSION)}, format "
-            f"{attrs[schema.ATTR_FORMAT]}); this is hpcopt {__version__} (format "
-            f"{schema.FORMAT_VERSION}): upgrade hpcopt to resume it")
-    if attrs[schema.ATTR_KIND] != kind:
-        raise ResultFileError(f"{path}: holds a {attrs[schema.ATTR_KIND]!r} campaign, not {kind!r}")
-    if table_attrs is None:
-        raise ResultFileError(f"{path}: has no '{main_table}' table; it may be corrupted")
+    with open_result(path, kind=kind) as f:
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        table = f.get(main_table) or f.get(main_table + EXTENDING)   # resume() ends it
+        if not isinstance(table, h5py.Dataset):
+            raise ResultFileError(f"{path}: has no '{main_table}' table; it may be corrupted")
+        table_attrs = {k: (v.decode() if isinstance(v, bytes) else v)
+                       for k, v in table.attrs.items()}
+        length, growable = table.shape[0], table.maxshape[0] is None
+    if n_rows is not None and length < n_rows and not growable:
+        raise ResultFileError(f"{path}: table '{main_table}' has {length} rows but the config "
+                              f"defines {n_rows} tasks: the file is damaged or was written for "
+                              "another campaign")
+    _check_room(path, RESERVE_BYTES + LOW_WATER_BYTES)
     return attrs, table_attrs
+
+
+def _check_room(path: Path, needed: int) -> None:
+    """Refuse to start when the output's file system lacks `needed` bytes (plus a stale
+    reserve of this result file, which is ours to reuse)."""
+    parent = path.parent if str(path.parent) else Path(".")
+    stale = reserve_path(path)
+    free = shutil.disk_usage(parent).free + (stale.stat().st_size if stale.is_file() else 0)
+    if free < needed:
+        raise ResultFileError(f"{path}: the file system {file_system(parent)} has "
+                              f"{free / 2**20:.1f} MiB free; this campaign needs about "
+                              f"{needed / 2**20:.1f} MiB (with {RESERVE_BYTES >> 20} MiB kept to "
+                              "checkpoint if the disk fills up): make room and run again")
 
 
 def directory_problem(directory: Path) -> str | None:
@@ -137,11 +158,8 @@ def check_new_output(path: Path, *, force: bool, needed_bytes: int = 0) -> None:
     problem = directory_problem(parent)
     if problem:
         raise ResultFileError(f"{path}: cannot create output directory: {problem}")
-    needed = int(needed_bytes * 1.1) + MIN_FREE_BYTES
-    free = shutil.disk_usage(parent).free + (path.stat().st_size if path.exists() else 0)
-    if free < needed:
-        raise ResultFileError(f"{path}: the result file needs about {needed / 2**20:.1f} MiB "
-                              f"but {parent} has {free / 2**20:.1f} MiB free")
+    needed = int(needed_bytes * 1.1) + MIN_FREE_BYTES + RESERVE_BYTES
+    _check_room(path, needed - (path.stat().st_size if path.exists() else 0))
 
 
 class ResultStore:
@@ -152,6 +170,7 @@ class ResultStore:
         self.path = Path(path)
         self.parallel = (h5py_has_mpi() and world.size > 1) if parallel is None else parallel
         self.file: h5py.File | None = None
+        self.reserve: SpaceReserve | None = None
 
     @property
     def holds_file(self) -> bool:
@@ -165,7 +184,32 @@ class ResultStore:
             kwargs.update(driver="mpio", comm=self.world.comm)
         else:
             kwargs.update(locking=False)  # readers (hpcopt report) may look while we write
+        if self.world.is_root:
+            self._take_reserve()
         self.file = h5py.File(self.path, mode, **kwargs)
+
+    # -- a full file system (see the module docstring) ---------------------------------
+    def _take_reserve(self) -> None:
+        reserve = SpaceReserve(self.path)
+        try:
+            reserve.take()
+        except ResultFileError as exc:   # the start-up check saw room: lost to a race
+            log.warning(f"{exc}; continuing without a checkpoint reserve")
+            return
+        self.reserve = reserve
+
+    def _write(self, op: Callable[[], Any]) -> Any:
+        """Run a write; a full file system becomes a stop request (reserve freed, the write
+        tried once more with the room it gave)."""
+        if self.reserve is not None and self.reserve.held and self.reserve.low():
+            disk_full(self.path)
+        try:
+            return op()
+        except (OSError, RuntimeError) as exc:
+            if not is_disk_full(exc):
+                raise
+            disk_full(self.path, exc)
+            return op()
 
     # -- lifecycle ------------------------------------------------------------------
     def create(self, *, kind: str, config_text: str, config_hash: str, seed: int,
@@ -216,18 +260,20 @@ class ResultStore:
                 del self.file[name]
             else:
                 self.file.move(name, table)
-        self.file.attrs[schema.ATTR_STATUS] = "running"
-        self.file.attrs[schema.ATTR_WORLD] = world_size
         n = int(self.file.attrs.get("resumes", 0)) + 1
-        self.file.attrs["resumes"] = n
-        self.file.flush()
+        self.set_attrs("/", {schema.ATTR_STATUS: "running", schema.ATTR_WORLD: world_size,
+                             "resumes": n})
+        self.flush()
 
     def close(self, status: str) -> None:
+        """Write the final status and close; then the space reserve goes."""
         if self.file is None:
             return
-        self.file.attrs[schema.ATTR_STATUS] = status
-        self.file.close()
+        self.set_attrs("/", {schema.ATTR_STATUS: status})
+        self._write(self.file.close)
         self.file = None
+        if self.reserve is not None:
+            self.reserve.release()
 
     # -- rows -----------------------------------------------------------------------
     def read_column(self, table: str, column: str) -> np.ndarray | None:
@@ -251,24 +297,30 @@ class ResultStore:
         order = np.argsort(ids, kind="stable")
         rows, ids = rows[order], ids[order]
         if ids[-1] >= ds.shape[0]:       # a growable table: double it (rare, serial only)
-            old = ds.shape[0]
-            ds.resize((max(int(ids[-1]) + 1, 2 * old),))
-            self._fill_pending(ds, old, ds.shape[0])
+            self._write(lambda: self._grow(ds, int(ids[-1]) + 1))
         if ids[-1] - ids[0] + 1 == len(ids):  # one contiguous block: a single slice write
-            ds[int(ids[0]):int(ids[-1]) + 1] = rows
+            self._write(lambda: ds.__setitem__(slice(int(ids[0]), int(ids[-1]) + 1), rows))
         else:
             for lo, hi in _runs(ids):
-                ds[int(ids[lo]):int(ids[lo]) + (hi - lo)] = rows[lo:hi]
+                block = slice(int(ids[lo]), int(ids[lo]) + (hi - lo))
+                self._write(lambda: ds.__setitem__(block, rows[lo:hi]))
+
+    def _grow(self, ds: h5py.Dataset, n_rows: int) -> None:
+        old = ds.shape[0]
+        if old >= n_rows:                # grown already (a retried write)
+            return
+        ds.resize((max(n_rows, 2 * old),))
+        self._fill_pending(ds, old, ds.shape[0])
 
     def flush(self) -> None:
         """Make written rows durable for readers (serial path; mpio writes go straight out)."""
         if self.file is not None and not self.parallel:
-            self.file.flush()
+            self._write(self.file.flush)
 
     def trim(self, table: str, n_rows: int) -> None:
         """Cut a growable table to its first `n_rows` rows (serial writer, at the end)."""
         if self.file is not None and self.file[table].shape[0] > n_rows:
-            self.file[table].resize((n_rows,))
+            self._write(lambda: self.file[table].resize((n_rows,)))
 
     def extend_table(self, table: str, n_rows: int) -> None:
         """Grow a table to `n_rows` pending rows at start-up (a campaign extended on
@@ -313,7 +365,7 @@ class ResultStore:
     def write_array(self, name: str, value: np.ndarray) -> None:
         """Overwrite a dataset made by create(arrays=...) (same shape: no metadata change)."""
         if self.file is not None:
-            self.file[name][...] = value
+            self._write(lambda: self.file[name].__setitem__(Ellipsis, value))
 
     def read_array(self, name: str) -> np.ndarray | None:
         return None if self.file is None else self.file[name][()]
@@ -332,7 +384,7 @@ class ResultStore:
             return
         target = self.file[obj] if obj != "/" else self.file
         for k, v in attrs.items():
-            target.attrs[k] = _attr_value(v)
+            self._write(lambda: target.attrs.__setitem__(k, _attr_value(v)))
 
 
 

@@ -259,7 +259,8 @@ def run_sweep(session: Session) -> RunOutcome:
     summary = world.bcast(summarize(store, problem, design) if world.is_root else None)
     status = "interrupted" if interrupted or summary["n_pending"] else "complete"
     return RunOutcome(status, summary, best=summary["best_attrs"] or None,
-                      n_ok=summary["n_ok"], n_failed=summary["n_failed"])
+                      n_ok=summary["n_ok"], n_failed=summary["n_failed"],
+                      first_error=summary["first_error"])
 
 
 def _evaluator(plan, problem, design: StartDesign, warm):
@@ -282,12 +283,14 @@ def sandbox_evaluator(cfg: SweepConfig, spec: dict) -> SweepEvaluator:
 
 def summarize(store: ResultStore, problem, design: StartDesign) -> dict:
     """Counts and the best row from the table (rank 0); uncertainties for model fits."""
-    from ..store.reader import scan_table
+    from ..store.reader import failure_groups, scan_table
     scan = scan_table(store.file[TABLE])
+    groups = failure_groups(store.file[TABLE], limit=1)
     counts, best_row = scan["counts"], scan["best_row"]
     summary = {"n_tasks": sum(counts.values()), "n_ok": counts["ok"],
                "n_failed": counts["failed"] + counts["timeout"],
-               "n_pending": counts["pending"], "best": None, "best_attrs": {}}
+               "n_pending": counts["pending"], "best": None, "best_attrs": {},
+               "first_error": groups[0]["example"] if groups else ""}
     if best_row is None:
         return summary
     params = {nm: float(v) for nm, v in zip(design.param_names, best_row["x"])}

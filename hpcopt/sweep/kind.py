@@ -43,6 +43,16 @@ class SweepKind(CampaignKind):
             return "the warm-start plan was made for the old number of samples"
         return None
 
+    def recorded_rows(self, canonical: dict) -> int | None:
+        search = canonical.get("search") or {}
+        if search.get("method") != "grid":
+            return int(search.get("samples") or 0)
+        n = 1
+        for spec in (canonical.get("parameters") or {}).values():
+            if spec.get("value") is None:
+                n *= int(spec.get("points") or 1)
+        return n
+
     def new_file_bytes(self, cfg: SweepConfig) -> int:
         return cfg.n_tasks * sweep_dtype(len(cfg.params)).itemsize
 

@@ -30,6 +30,9 @@ class TemperKind(CampaignKind):
         canonical.pop("source")
         return cfg, {"temper": canonical}
 
+    def recorded_rows(self, canonical: dict) -> int | None:
+        return int((canonical.get("temper") or {}).get("rounds") or 0)
+
     def check_resume(self, plan) -> None:
         from .runner import check_checkpoint
         check_checkpoint(plan.paths.output)

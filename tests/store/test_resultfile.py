@@ -116,7 +116,8 @@ def test_full_disk_is_refused_before_any_work(tmp_path, monkeypatch):
     from collections import namedtuple
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 << 20, 10 << 20, 100 << 10))
-    with pytest.raises(ResultFileError, match=r"needs about 5\.\d MiB but .* 0\.1 MiB free"):
+    with pytest.raises(ResultFileError, match=r"has 0\.1 MiB free; this campaign needs about "
+                                              r"9\.\d MiB \(with 4 MiB kept to checkpoint"):
         check_new_output(tmp_path / "r.h5", force=False, needed_bytes=4 << 20)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(1 << 40, 0, 1 << 40))
     check_new_output(tmp_path / "r.h5", force=False, needed_bytes=4 << 20)

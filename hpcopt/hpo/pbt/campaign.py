@@ -59,6 +59,8 @@ class PbtSource:
         policy.defer_deletes = True
         self.pending: list[SegmentRecord] = []
         self.ranks: dict[int, int] = {}
+        self.n_ok = self.n_failed = 0
+        self.first_error = ""
         self.clock = FlushClock()
         self.sign = -1.0 if policy.direction == "maximize" else 1.0
 
@@ -96,6 +98,12 @@ class PbtSource:
     # -- rows ---------------------------------------------------------------------------------
     def add(self, records: list[SegmentRecord]) -> None:
         self.pending += records
+        for rec in records:
+            self.n_ok += rec.ok
+            self.n_failed += not rec.ok
+            if not rec.ok and not self.first_error:
+                self.first_error = (rec.outcome.error or "").strip().split("\n")[0] or \
+                    "(no message)"
         if self.progress is not None:
             for rec in records:
                 score = rec.outcome.score
@@ -180,4 +188,5 @@ def run_pbt(session: Session) -> RunOutcome:
     summary = {"best": best, "n_rows": position[0], "study": "pbt",
                "storage": f"checkpoints:{source.policy.root}"}
     return RunOutcome(status, summary, best=None if best is None else
-                      {"params": best[0], "objective": best[1]})
+                      {"params": best[0], "objective": best[1]}, n_ok=source.n_ok,
+                      n_failed=source.n_failed, first_error=source.first_error)
