@@ -37,7 +37,7 @@ def _median(fn, repeat: int = REPEAT) -> float:
 
 def _sweep_file(path: Path):
     from hpcopt.mpi.runtime import get_world
-    from hpcopt.store import dtypes, schema
+    from hpcopt.store import dtypes
     from hpcopt.store.resultfile import ResultStore, TableSpec
     store = ResultStore(get_world(), path, parallel=False)
     store.create(kind="sweep", config_text="[output]\npath = 'x.h5'\n", config_hash="h", seed=0,
@@ -66,7 +66,7 @@ def _temper_file(path: Path) -> None:
 
 def run() -> dict:
     from hpcopt.mpi.runtime import reset_stop
-    from hpcopt.store import schema
+    from hpcopt.store import dtypes, schema
     from hpcopt.store.lock import acquire_writer_lock
     from hpcopt.store.reader import open_result
     from hpcopt.store.space import SpaceReserve
