@@ -3,7 +3,7 @@
 Common tables ([output], [run], [slurm]) live here; each campaign kind parses
 its own tables (sweep here, temper in hpcopt.temper.config, hpo in
 hpcopt.hpo.config).  Unknown tables and keys are errors; relative paths are
-taken from the config file's directory (DESIGN.md).
+taken from the config file's directory (docs/sweep.md).
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ class SweepConfig:
     parameter_ranges: str | None = None               # the --parameter-ranges override, if any
     resources: Resources = Resources()
     warmstart: object = None                          # hpcopt.warmstart.WarmStartConfig | None
+    model_options: dict = field(default_factory=dict)  # [model] keys besides name (XPCS: mode, scaling)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -172,6 +173,7 @@ def parse_sweep_config(path: str | Path, *, parameter_ranges: str | None = None,
     check_tables(root, SWEEP_TABLES, "sweep")
     model = data_path = objective = None
     data_options: dict = {}
+    model_options: dict = {}
     if "objective" in root and "model" in root:
         raise root.error("give either [objective] (a function to minimise) or [model] + [data], "
                          "not both", "objective")
@@ -182,6 +184,7 @@ def parse_sweep_config(path: str | Path, *, parameter_ranges: str | None = None,
     elif "model" in root:
         t = root.table("model")
         model = t.str("name")
+        model_options = {k: t.raw(k) for k in t.keys() if k != "name"}  # checked by the model
         t.finish()
         d = root.table("data")
         data_path = cf.resolve(d.str("path"))
@@ -229,9 +232,11 @@ def parse_sweep_config(path: str | Path, *, parameter_ranges: str | None = None,
                  "params": [p.__dict__ for p in params], "search": [method, samples],
                  "local": [local_method, max_nfev], "seed": run.seed,
                  "warmstart": warmstart.effective() if warmstart else None}
+    if model_options:   # only when given: the hash of configs without them stays as it was
+        effective["model_options"] = model_options
     cfg = SweepConfig(cf, params, method, samples, local_method, max_nfev, out, run, model,
                       data_path, data_options, objective, effective, parameter_ranges, resources,
-                      warmstart)
+                      warmstart, model_options)
     if not cfg.free:
         raise root.error("every parameter is fixed: nothing to sweep", "parameters")
     if cfg.n_tasks > MAX_TASKS:

@@ -132,6 +132,8 @@ def summarize_open(f: h5py.File, path: str | Path, top: int = 10) -> dict:
         out["sweep"]["param_names"] = attr_json(ds, "param_names", [])
     else:
         out["temper"] = temper_details(f)
+    from ..models.xpcs_convention import convention_warning   # XPCS fits of the first convention
+    out["warnings"] = [w for w in (convention_warning(dict(f.attrs)),) if w]
     return out
 
 
@@ -218,7 +220,7 @@ def contract_json(summary: dict) -> dict:
     """The `report --json` object (DESIGN.md) plus a few extra keys; strict JSON (nan -> null)."""
     keep = ("kind", "status", "n_tasks", "n_ok", "n_failed", "n_pending", "n_pruned", "counts",
             "best", "top", "failures", "hpcopt_version", "created", "world_size", "seed", "path",
-            "sweep", "temper", "hpo")
+            "sweep", "temper", "hpo", "warnings")
     return finite({k: summary[k] for k in keep if k in summary})
 
 
@@ -263,6 +265,7 @@ def format_text(summary: dict) -> str:
         d = s["hpo"]
         lines.append(f"  study {d['study_name']!r} in {d['storage']}; sampler {d['sampler']}, "
                      f"pruner {d['pruner']}, {d['direction']}")
+    lines += [f"  warning: {w}" for w in s.get("warnings", ())]
     lines += _best_lines(s)
     if s["kind"] == "temper":
         lines += _temper_lines(s["temper"])

@@ -47,7 +47,7 @@ def build_target(cfg: SweepConfig):
     from ..models.registry import build_problem
     problem = build_problem(cfg.model, cfg.data_path, data_options=cfg.data_options,
                             source=cfg.file.source, base_dir=cfg.file.base_dir,
-                            param_names=cfg.param_names)
+                            param_names=cfg.param_names, model_options=cfg.model_options)
     names, model_names = set(cfg.param_names), set(problem.param_names)
     if names != model_names:
         missing, extra = sorted(model_names - names), sorted(names - model_names)
@@ -255,7 +255,8 @@ def run_sweep(world: World, cfg: SweepConfig, *, resume: bool, quiet: bool = Fal
                          "lower": design.lower.tolist(), "upper": design.upper.tolist(),
                          "model": cfg.model or "", "objective_function": cfg.objective or "",
                          "search": cfg.search_method, "local": cfg.local_method})},
-                     attrs={"config_path": str(cfg.file.path.resolve()), **attrs},
+                     attrs={"config_path": str(cfg.file.path.resolve()), **attrs,
+                            **getattr(problem, "result_attrs", {})},   # e.g. the XPCS convention
                      arrays={} if warm is None else {"warm_starts": warm})
     status_col = store.read_column(TABLE, "status")
     done = world.bcast(status_col != schema.PENDING if world.is_root else None)

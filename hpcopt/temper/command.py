@@ -192,7 +192,8 @@ def run_temper(world: World, plan: TemperPlan, *, resume: bool, quiet: bool = Fa
                   "slots": TableSpec(SLOT_DTYPE, n)}
         store.create(kind="temper", config_text=plan.file.text, config_hash=plan.hash,
                      seed=plan.run.seed, tables=tables, arrays=arrays,
-                     attrs={"config_path": str(plan.file.path.resolve())})
+                     attrs={"config_path": str(plan.file.path.resolve()),
+                            **getattr(getattr(problem, "fit", None), "result_attrs", {})})
         # a fresh file already holds the start state as a valid checkpoint
         writer_ck = template
     else:
