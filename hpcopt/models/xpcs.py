@@ -42,6 +42,15 @@ HETERODYNE_PARAMS = ("D0_ref", "alpha_ref", "D_offset_ref", "D0_sample", "alpha_
                      "D_offset_sample", "v0", "beta", "v_offset", "f0", "f1", "f2", "f3", "phi0")
 PARAM_NAMES: dict[str, tuple[str, ...]] = {"homodyne": HOMODYNE_PARAMS, "heterodyne": HETERODYNE_PARAMS}
 
+#: units of every parameter (docs/models.md); "" for dimensionless
+PARAM_UNITS: dict[str, str] = {
+    "D0": "Å² s^-(1+alpha)", "alpha": "", "D_offset": "Å²/s",
+    "gamma_dot_0": "s^-(1+beta)", "beta": "", "gamma_dot_offset": "1/s", "phi0": "deg",
+    "D0_ref": "Å² s^-(1+alpha_ref)", "alpha_ref": "", "D_offset_ref": "Å²/s",
+    "D0_sample": "Å² s^-(1+alpha_sample)", "alpha_sample": "", "D_offset_sample": "Å²/s",
+    "v0": "Å s^-(1+beta)", "v_offset": "Å/s", "f0": "", "f1": "1/s", "f2": "s", "f3": "",
+}
+
 #: analysis modes of xpcs:homodyne: fitted parameters and the default scaling
 MODES: dict[str, tuple[tuple[str, ...], str]] = {
     "laminar_flow": (HOMODYNE_PARAMS, "individual"),

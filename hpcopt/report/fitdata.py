@@ -87,3 +87,17 @@ def _param_names(f: h5py.File) -> list[str]:
     import json
     raw = f["tasks"].attrs.get("param_names", "[]")
     return json.loads(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
+
+
+def problem_for_figures(ctx, figure: str):
+    """The sweep's FitProblem for the figures of one report, rebuilt once per file.
+
+    None (after one note, "<figure> skipped: <reason>", for the first figure that asks)
+    when it cannot be rebuilt; None without a note for sweeps that have no model.
+    """
+    if "fit_problem" not in ctx.cache:
+        ctx.cache["fit_problem"] = rebuild_problem(ctx.f, ctx.path)
+        rebuilt = ctx.cache["fit_problem"]
+        if rebuilt.problem is None and rebuilt.reason:
+            ctx.note(f"{figure} skipped: {rebuilt.reason}")
+    return ctx.cache["fit_problem"].problem
