@@ -51,7 +51,7 @@ _BLOCK = 64             # decay rows: one exp per block of this many time points
 _REFERENCE_ROWS = 4     # rows 0, n/4, n/2, 3n/4 give the reference contrast/offset (fused kernels)
 _TINY = 1e-280          # decay factors below this are 0 (avoids slow denormal arithmetic)
 _RATIO_MIN = 1e-200     # table ratios P[j] / P[i] only while P[i] is far from underflow
-_TAYLOR_X2 = 0.0625     # |x| < 0.25: sinc from its Taylor series (truncation < 4e-18)
+_TAYLOR_X2 = 0.0025     # |x| < 0.05: sinc from its Taylor series (truncation < 1e-30)
 _DEGENERATE = 1e-12     # relative determinant below which an angle's decay is flat
 
 _FAST = {"reassoc", "contract"}  # lets LLVM vectorize the reductions; no nnan/ninf
@@ -200,34 +200,63 @@ def _decay_table(c, rate):
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _decay_row(i, c, rate, table, monotonic, out):
-    """out[j - i] = exp(-rate |C[j] - C[i]|) for j >= i.
+def _decay_row(i, c, rate, table, monotonic, out, cg, gi):
+    """out[j - i] = exp(-rate |C[j] - C[i]|) for j >= i; with cg (shear), also
+    gi[j - i] = out[j - i] / (cg[j] - cg[i])**2 in the same loops (inf at j = i).
 
     For monotonic C and a later block b: |C[j] - C[i]| = |C[b] - C[i]| + |C[j] - C[b]|, so the
     row is one exp per block times the table (exact up to rounding, nothing accumulates);
-    within the block of i it is the table ratio P[j] / P[i].
+    within the block of i it is the table ratio P[j] / P[i].  The loops run over slices
+    from 0: no negative-index handling, so they vectorize.
     """
     n = c.shape[0]
+    ci = c[i]
+    shear = cg.shape[0] > 0
+    cgi = cg[i] if shear else 0.0
     if not monotonic:
-        for j in range(i, n):
-            out[j - i] = math.exp(-rate * abs(c[j] - c[i]))
+        cr, o = c[i:], out[:n - i]
+        for j in range(n - i):
+            o[j] = math.exp(-rate * abs(cr[j] - ci))
+        if shear:
+            _divide(o, cg[i:], cgi, gi[:n - i])
         return
     first = min(n, i - i % _BLOCK + _BLOCK)
+    cr, tr, o = c[i:first], table[i:first], out[:first - i]
     if table[i] > _RATIO_MIN:  # same block: P[j] / P[i]
         inv = 1.0 / table[i]
-        for j in range(i, first):
-            out[j - i] = table[j] * inv
-        out[0] = 1.0
+        for j in range(first - i):
+            o[j] = tr[j] * inv
+        o[0] = 1.0
     else:
-        for j in range(i, first):
-            out[j - i] = math.exp(-rate * abs(c[j] - c[i]))
+        for j in range(first - i):
+            o[j] = math.exp(-rate * abs(cr[j] - ci))
+    if shear:
+        _divide(o, cg[i:first], cgi, gi[:first - i])
     for b in range(first, n, _BLOCK):
-        head = math.exp(-rate * abs(c[b] - c[i]))
+        head = math.exp(-rate * abs(c[b] - ci))
         if head < _TINY:  # monotonic: the rest of the row is smaller still
             out[b - i:n - i] = 0.0
+            gi[b - i:n - i] = 0.0
             return
-        for j in range(b, min(n, b + _BLOCK)):
-            out[j - i] = head * table[j]
+        end = min(n, b + _BLOCK)
+        tb, ob = table[b:end], out[b - i:end - i]
+        if shear:
+            cb, gb = cg[b:end], gi[b - i:end - i]
+            for j in range(end - b):
+                g = head * tb[j]
+                dc = cb[j] - cgi
+                ob[j] = g
+                gb[j] = g / (dc * dc)
+        else:
+            for j in range(end - b):
+                ob[j] = head * tb[j]
+
+
+@njit(inline="always", fastmath=_FAST)
+def _divide(g1, cg, cgi, gi):
+    for j in range(g1.shape[0]):
+        dc = cg[j] - cgi
+        gi[j] = g1[j] / (dc * dc)
 
 
 @njit(cache=True, error_model="numpy")
@@ -244,10 +273,11 @@ def _phase_tables(k, c):
 
 @njit(inline="always", fastmath=_FAST)
 def _acc(t, s, d, a0, c0, s0):
-    """t + the terms of one pair of weight 1 (u = s - s0, r = d - a0 - c0 u): (1, u, uu, r, ru, rr)."""
+    """t + the terms of one pair of weight 1 (u = s - s0, r = d - a0 - c0 u): (-, u, uu, r, ru, rr)
+    (the count t[0] is the row length, added once by the caller)."""
     u = s - s0
     r = d - a0 - c0 * u
-    return (t[0] + 1.0, t[1] + u, t[2] + u * u, t[3] + r, t[4] + r * u, t[5] + r * r)
+    return (t[0], t[1] + u, t[2] + u * u, t[3] + r, t[4] + r * u, t[5] + r * r)
 
 
 @njit(inline="always", fastmath=_FAST)
@@ -263,7 +293,13 @@ def _acc_w(t, s, d, wt, a0, c0, s0):
 _ZERO6 = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FAST)
+@njit(inline="always")
+def _scaled(t, count, w0):
+    """Uniform weights: the sums of weight-1 pairs times w0, with the count of the row."""
+    return (w0 * count, w0 * t[1], w0 * t[2], w0 * t[3], w0 * t[4], w0 * t[5])
+
+
+@njit(inline="always", fastmath=_FAST)
 def _row_sums(s, d, w, uniform, w0, a0, c0, s0):
     """The six sums of _solve_angle over one row of pairs with model values s, data d,
     weights w (uniform: w is not read, every pair weighs w0)."""
@@ -271,13 +307,13 @@ def _row_sums(s, d, w, uniform, w0, a0, c0, s0):
     if uniform:
         for j in range(s.shape[0]):
             t = _acc(t, s[j], d[j], a0, c0, s0)
-        return (w0 * t[0], w0 * t[1], w0 * t[2], w0 * t[3], w0 * t[4], w0 * t[5])
+        return _scaled(t, s.shape[0], w0)
     for j in range(s.shape[0]):
         t = _acc_w(t, s[j], d[j], w[j], a0, c0, s0)
     return t
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FAST)
+@njit(inline="always", fastmath=_FAST)
 def _sinc_row_sums(sn, cs, gi, sni, csi, d, w, uniform, w0, a0, c0, s0):
     """_row_sums of the shear model s = (sn cs_i - cs sn_i)**2 * gi, fused: the hot loop.
 
@@ -289,22 +325,36 @@ def _sinc_row_sums(sn, cs, gi, sni, csi, d, w, uniform, w0, a0, c0, s0):
         for j in range(d.shape[0]):
             x = sn[j] * csi - cs[j] * sni
             t = _acc(t, x * x * gi[j], d[j], a0, c0, s0)
-        return (w0 * t[0], w0 * t[1], w0 * t[2], w0 * t[3], w0 * t[4], w0 * t[5])
+        return _scaled(t, d.shape[0], w0)
     for j in range(d.shape[0]):
         x = sn[j] * csi - cs[j] * sni
         t = _acc_w(t, x * x * gi[j], d[j], w[j], a0, c0, s0)
     return t
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FAST)
+@njit(inline="always", fastmath=_FAST)
 def _taylor_sinc2(x):
+    """sinc(x)**2 from the Taylor series of sinc, for |x| < 1/4 (truncation < 4e-18)."""
     x2 = x * x
     sc = 1.0 + x2 * (-1.0 / 6 + x2 * (1.0 / 120 + x2 * (
         -1.0 / 5040 + x2 * (1.0 / 362880 - x2 / 39916800))))
     return sc * sc
 
 
-@njit(cache=True, error_model="numpy")
+@njit(inline="always", fastmath=_FAST)
+def _taylor_row_sums(g1, cg, cgi, ka, d, w, uniform, w0, a0, c0, s0):
+    """_row_sums of s = g1 sinc(ka (cg - cgi))**2 with the Taylor series (small phases), fused."""
+    t = _ZERO6
+    if uniform:
+        for j in range(d.shape[0]):
+            t = _acc(t, g1[j] * _taylor_sinc2(ka * (cg[j] - cgi)), d[j], a0, c0, s0)
+        return _scaled(t, d.shape[0], w0)
+    for j in range(d.shape[0]):
+        t = _acc_w(t, g1[j] * _taylor_sinc2(ka * (cg[j] - cgi)), d[j], w[j], a0, c0, s0)
+    return t
+
+
+@njit(inline="always")
 def _add(sums, a, t):
     for c in range(6):
         sums[a, c] += t[c]
@@ -316,21 +366,22 @@ def _homodyne_rows(first, step, n, cd, rate, table, monotonic, cg, shear, cg_mon
     """Add the pairs of rows first, first + step, ... < n - 1 to the sums (homodyne model).
 
     Without shear the model row is g1**2, the same for every angle.  With shear, the phases
-    k |cg[j] - cg[i]| below 1/4 take the Taylor series of the sinc (a prefix of the row when
-    cg is monotonic, found by bisection), the rest the fused sin**2 / x**2 loop.
+    k |cg[j] - cg[i]| below 0.05 take the Taylor series of the sinc (a prefix of the row when
+    cg is monotonic, its end tracked from row to row), the rest the fused sin**2 / x**2 loop.
     """
     uniform = w_f.shape[1] == 0
+    up = cg[n - 1] >= cg[0]
+    taylor_end = np.zeros(d_f.shape[0], np.int64)   # per angle: where the last Taylor prefix ended
     for i in range(first, n - 1, step):
         m = n - 1 - i
         start = i * (2 * n - i - 1) // 2  # packed pairs: row i holds j = i+1 .. n-1
-        _decay_row(i, cd, rate, table, monotonic, g1sq)
+        # g1**2 of the row and gi = g1**2 / (cg[j] - cg[i])**2 (inf where equal: the Taylor
+        # series is used there), both at index j - i
+        _decay_row(i, cd, rate, table, monotonic, g1sq, cg if shear else cg[:0], gi)
         g1r = g1sq[1:m + 1]
-        if shear:
-            cgi = cg[i]
-            cgr = cg[i + 1:]
-            for j in range(m):
-                dc = cgr[j] - cgi
-                gi[j] = g1r[j] / (dc * dc)  # inf where dc == 0: only the Taylor series is used there
+        gir = gi[1:m + 1]
+        cgi = cg[i] if shear else 0.0
+        cgr = cg[i + 1:]
         for a in range(d_f.shape[0]):
             a0, c0, s0 = ref[a, 0], ref[a, 1], ref[a, 2]
             dr = d_f[a, start:start + m]
@@ -341,21 +392,17 @@ def _homodyne_rows(first, step, n, cd, rate, table, monotonic, cg, shear, cg_mon
             ka = k[a]
             limit = math.sqrt(_TAYLOR_X2) / abs(ka) if ka != 0.0 else np.inf
             if cg_monotonic:  # Taylor for |cg[j] - cg[i]| < limit: a prefix of the row
-                jt = 0
-                hi = m
-                up = cg[n - 1] >= cg[0]
-                while jt < hi:
-                    mid = (jt + hi) // 2
-                    if (cgr[mid] - cgi if up else cgi - cgr[mid]) < limit:
-                        jt = mid + 1
-                    else:
-                        hi = mid
-                for j in range(jt):
-                    buf[j] = g1r[j] * _taylor_sinc2(ka * (cgr[j] - cgi))
-                _add(sums, a, _row_sums(buf[:jt], dr[:jt], wr[:jt], uniform, w0[a], a0, c0, s0))
+                # its end only moves forward from one row to the next (cg monotonic)
+                jend = max(taylor_end[a], i + 1)
+                while jend < n and (cg[jend] - cgi if up else cgi - cg[jend]) < limit:
+                    jend += 1
+                taylor_end[a] = jend
+                jt = jend - i - 1
+                _add(sums, a, _taylor_row_sums(g1r[:jt], cgr[:jt], cgi, ka, dr[:jt], wr[:jt],
+                                               uniform, w0[a], a0, c0, s0))
                 if jt < m:
                     scale = 1.0 / abs(ka)
-                    _add(sums, a, _sinc_row_sums(sn[a, i + 1 + jt:], cs[a, i + 1 + jt:], gi[jt:m],
+                    _add(sums, a, _sinc_row_sums(sn[a, i + 1 + jt:], cs[a, i + 1 + jt:], gir[jt:],
                                                  sn[a, i] * scale, cs[a, i] * scale, dr[jt:],
                                                  wr[jt:], uniform, w0[a], a0, c0, s0))
             else:  # cg not monotonic: choose per pair
@@ -367,7 +414,7 @@ def _homodyne_rows(first, step, n, cd, rate, table, monotonic, cg, shear, cg_mon
                         buf[j] = g1r[j] * _taylor_sinc2(x)
                     else:
                         sx = sn[a, i + 1 + j] * csi - cs[a, i + 1 + j] * sni
-                        buf[j] = sx * sx * gi[j] * kinv2
+                        buf[j] = sx * sx * gir[j] * kinv2
                 _add(sums, a, _row_sums(buf[:m], dr, wr, uniform, w0[a], a0, c0, s0))
 
 
@@ -379,8 +426,8 @@ def _heterodyne_rows(first, step, n, cr, csam, rate, table_r, mono_r, table_s, m
     for i in range(first, n - 1, step):
         m = n - 1 - i
         start = i * (2 * n - i - 1) // 2
-        _decay_row(i, cr, rate, table_r, mono_r, g1r)
-        _decay_row(i, csam, rate, table_s, mono_s, g1s)
+        _decay_row(i, cr, rate, table_r, mono_r, g1r, cr[:0], g1r)
+        _decay_row(i, csam, rate, table_s, mono_s, g1s, csam[:0], g1s)
         xrr, xsr, nr = xr[i + 1:], xs[i + 1:], inv_norm[i + 1:]
         gr, gs = g1r[1:m + 1], g1s[1:m + 1]
         for a in range(d_f.shape[0]):
