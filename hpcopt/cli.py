@@ -1,4 +1,4 @@
-"""Command-line parsing only: each command calls one run function (DESIGN.md contract)."""
+"""Command-line parsing only: each command calls one run function (contract: README.md, docs/)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Exceptions that the command line maps to exit codes (see DESIGN.md).
+"""Exceptions that the command line maps to exit codes (README.md, "Exit status").
 
 ConfigError and DataError exit 2 with one message; everything else exits 1.
 """

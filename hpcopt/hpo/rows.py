@@ -18,7 +18,7 @@ from .trials import STATES, TrialRecord
 
 PARAM_COLUMN_PREFIX = "p_"
 
-# (name, kind, meaning): fixed columns, in order; task_id first (DESIGN.md)
+# (name, kind, meaning): fixed columns, in order; task_id first (docs/result-files.md)
 BASE_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("task_id", "int", "trial number (unique in the study)"),
     ("state", "str", "complete | pruned | failed"),

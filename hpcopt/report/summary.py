@@ -1,4 +1,4 @@
-"""The summary of a result file: the DESIGN.md `report --json` object and its text form.
+"""The summary of a result file: the `report --json` object of docs/report.md and its text form.
 
 Works on complete, running and interrupted files: where the campaign has not yet
 written its end-of-run records (the ``best`` group, the temper pair/replica tables),
@@ -217,7 +217,7 @@ def temper_details(f: h5py.File) -> dict:
 # -- output ------------------------------------------------------------------------------------
 
 def contract_json(summary: dict) -> dict:
-    """The `report --json` object (DESIGN.md) plus a few extra keys; strict JSON (nan -> null)."""
+    """The `report --json` object (docs/report.md) plus a few extra keys; strict JSON (nan -> null)."""
     keep = ("kind", "status", "n_tasks", "n_ok", "n_failed", "n_pending", "n_pruned", "counts",
             "best", "top", "failures", "hpcopt_version", "created", "world_size", "seed", "path",
             "sweep", "temper", "hpo", "warnings")
