@@ -13,6 +13,7 @@ extra column is refused, never silently ignored (docs/sweep.md, "Data files").
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -85,8 +86,10 @@ def check_options(options: Mapping[str, Any] | None, *, source: str | None = Non
     out: dict[str, str] = {}
     for key, value in (options or {}).items():
         if key not in DATA_OPTIONS:
-            raise ConfigError(f"unknown key (expected {', '.join(DATA_OPTIONS)} besides path)",
-                              key=f"{prefix}.{key}", source=source)
+            close = difflib.get_close_matches(key, DATA_OPTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown key{hint}; curve data takes {', '.join(DATA_OPTIONS)} "
+                              "besides path", key=f"{prefix}.{key}", source=source)
         if not isinstance(value, str) or not value:
             raise ConfigError(f"expected a column/dataset name, got {value!r}",
                               key=f"{prefix}.{key}", source=source)

@@ -275,3 +275,52 @@ def test_bundled_beamline_example_recovers_its_truth():
                                             "diagonal": "keep"})
     biased = M.XpcsProblem.from_data(kept, "homodyne")
     assert biased.chi2(truth) > 1.2 * problem.chi2(truth)
+
+
+# --------------------------------------------------------------------------- through the CLI
+BEAMLINE_SWEEP = """
+[model]
+name = "xpcs:homodyne"
+mode = "static_isotropic"
+[data]
+path = "{path}"
+q = 0.0054
+{extra}
+[parameters]
+D0 = {{ min = 1e3, max = 3e4 }}
+alpha = {{ min = -1.0, max = 0.5 }}
+D_offset = {{ min = 0.0, max = 2000.0 }}
+[search]
+method = "sobol"
+samples = 2
+[local]
+method = "none"
+[output]
+path = "out.h5"
+"""
+
+
+@pytest.mark.parametrize("extra,key", [("", "data.dt"), ("dt = 0.1\nstrid = 2", "data.strid"),
+                                       ("dt = 0.1\nframes = [1, 500]", "data.frames")])
+def test_a_bad_beamline_selection_exits_2_naming_file_and_key(aps_u, tmp_path, extra, key):
+    from hpctest import run
+    path, _ = aps_u
+    config = tmp_path / "fit.toml"
+    config.write_text(BEAMLINE_SWEEP.format(path=path, extra=extra))
+    proc = run(["sweep", config], cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{config}: {key}:" in proc.stderr
+    assert not (tmp_path / "out.h5").exists()             # refused before any work
+
+
+def test_a_static_fit_of_a_beamline_file_runs_and_records_the_convention(aps_u, tmp_path):
+    from hpctest import run
+    path, _ = aps_u
+    config = tmp_path / "fit.toml"
+    config.write_text(BEAMLINE_SWEEP.format(path=path, extra="dt = 0.1\nstride = 2"))
+    run(["sweep", config], cwd=tmp_path, check=True)
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        assert f.attrs["xpcs_convention"] == 2 and f.attrs["xpcs_mode"] == "static_isotropic"
+        assert f.attrs["xpcs_scaling"] == "constant"
+        assert f["tasks"].attrs["param_names"] == '["D0", "alpha", "D_offset"]'
+        assert np.all(f["tasks"]["status"] == 1)
