@@ -24,13 +24,17 @@ Two evaluation paths:
   ``exp(-a |C[j] - C[i]|)`` costs one ``exp`` per block of ``_BLOCK`` times when ``C`` is
   monotonic (``|C[j] - C[i]|`` splits at the block anchor); phase differences come from
   the angle addition formulas on per-time ``sin``/``cos`` tables, and ``1/x**2`` of the
-  sinc from one division per pair shared by every angle (``sinc`` of a small phase from
-  its Taylor series, where the subtraction would lose relative accuracy); without shear
-  (gamma_dot_0 = gamma_dot_offset = 0) the sinc is exactly 1 and is skipped.  Contrast,
-  offset and chi2 come from weighted sums of ``u = s - s0`` and ``r = d - a0 - c0 u``
-  about a reference ``(a0, c0, s0)`` near the solution, taken from a first pass over a
-  few rows (``_REFERENCE_ROWS``: its error only enters squared): the normal equations and ``chi2 = sum W (r - da - dc u)**2``
-  then do not cancel (plain sums of ``W d**2`` and ``W s**2`` would lose 4+ digits).
+  sinc from one division per pair shared by every angle, computed with the decay row
+  (``sinc`` of a phase below 0.05 from its Taylor series, where the subtraction of the
+  tables would lose relative accuracy: a prefix of each row, its end tracked from row to
+  row); the model value is never stored, the sums take it in the same loop.  Without
+  shear (gamma_dot_0 = gamma_dot_offset = 0) the sinc is exactly 1 and is skipped.
+  Contrast, offset and chi2 come from weighted sums of ``u = s - s0`` and
+  ``r = d - a0 - c0 u`` about a reference ``(a0, c0, s0)`` near the solution, taken from
+  a first pass over a few rows (``_REFERENCE_ROWS``; its error enters chi2 only squared):
+  the normal equations and ``chi2 = sum W (r - da - dc u)**2`` then do not cancel (plain
+  sums of ``W d**2`` and ``W s**2`` would lose 4+ digits).  The loops run over slices that
+  start at 0 (no negative-index handling) so that LLVM vectorizes them.
 
 Kernels are single-threaded: MPI ranks are the parallelism.
 """
@@ -334,7 +338,7 @@ def _sinc_row_sums(sn, cs, gi, sni, csi, d, w, uniform, w0, a0, c0, s0):
 
 @njit(inline="always", fastmath=_FAST)
 def _taylor_sinc2(x):
-    """sinc(x)**2 from the Taylor series of sinc, for |x| < 1/4 (truncation < 4e-18)."""
+    """sinc(x)**2 from the Taylor series of sinc, for small |x| (_TAYLOR_X2)."""
     x2 = x * x
     sc = 1.0 + x2 * (-1.0 / 6 + x2 * (1.0 / 120 + x2 * (
         -1.0 / 5040 + x2 * (1.0 / 362880 - x2 / 39916800))))
