@@ -51,4 +51,4 @@ def convention_warning(attrs: Mapping[str, Any]) -> str | None:
             "phi) J_G, low by pi): its gamma_dot_0 and gamma_dot_offset (values and "
             "uncertainties) are pi times the physical shear rates; divide them by pi to convert "
             "(D0, alpha, D_offset, beta, phi0 are unchanged), or refit (docs/models.md, "
-            "'Conventions')")
+            "'The first convention')")
