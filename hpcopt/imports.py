@@ -1,7 +1,7 @@
 """Import user callables named as ``package.module:function``.
 
 The module is found through PYTHONPATH or the directory of the config file
-(DESIGN.md).  Nothing is evaluated: only importlib and getattr.
+(docs/sweep.md).  Nothing is evaluated: only importlib and getattr.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ RUNS = {
     "sweep-nist.toml": ("sweep", 3),
     "sweep-user-model.toml": ("sweep", 2),
     "sweep-xpcs.toml": ("sweep", 2),
+    "sweep-xpcs-beamline.toml": ("sweep", 2),
     "temper-ising.toml": ("temper", 3),
     "temper-function.toml": ("temper", None),
     "hpo-design.toml": ("hpo", 3),

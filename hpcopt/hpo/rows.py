@@ -19,7 +19,7 @@ from .trials import STATES, TrialRecord
 
 PARAM_COLUMN_PREFIX = "p_"
 
-# (name, kind, meaning) of the fixed columns, in order; task_id first
+# (name, kind, meaning) of the fixed columns, in order; task_id first (docs/result-files.md)
 BASE_FIELDS = TRIAL_FIELDS
 
 

@@ -6,11 +6,14 @@ datasets/columns, empty or unreadable files) before any MPI work starts.
 XPCS .h5 files have their own layout and loader (:mod:`hpcopt.models.xpcs`).
 
 Column/dataset names come from the ``[data]`` table: ``x``, ``y``, ``sigma``
-(defaults "x", "y", "sigma"; sigma is optional unless named).
+(defaults "x" and "y"; sigma is optional unless named, and found under the usual names
+:data:`SIGMA_NAMES`).  A text file's header must not name columns that nothing uses: an
+extra column is refused, never silently ignored (docs/sweep.md, "Data files").
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,6 +25,9 @@ from ..errors import ConfigError, DataError
 #: [data] keys a curve loader understands besides `path`
 DATA_OPTIONS = ("x", "y", "sigma")
 TEXT_SUFFIXES = (".csv", ".txt")
+#: names a sigma column/array/dataset is recognised under when [data] sigma is not given
+#: (case-insensitive for text headers)
+SIGMA_NAMES = ("sigma", "err", "error", "yerr", "dy", "uncertainty", "std")
 
 
 @dataclass(frozen=True)
@@ -80,8 +86,10 @@ def check_options(options: Mapping[str, Any] | None, *, source: str | None = Non
     out: dict[str, str] = {}
     for key, value in (options or {}).items():
         if key not in DATA_OPTIONS:
-            raise ConfigError(f"unknown key (expected {', '.join(DATA_OPTIONS)} besides path)",
-                              key=f"{prefix}.{key}", source=source)
+            close = difflib.get_close_matches(key, DATA_OPTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown key{hint}; curve data takes {', '.join(DATA_OPTIONS)} "
+                              "besides path", key=f"{prefix}.{key}", source=source)
         if not isinstance(value, str) or not value:
             raise ConfigError(f"expected a column/dataset name, got {value!r}",
                               key=f"{prefix}.{key}", source=source)
@@ -110,11 +118,11 @@ def load_curve(path: str | Path, options: Mapping[str, str] | None = None) -> Da
                     path=str(path))
 
 
-def load_data(path: str | Path, *, model: str = "", options: Mapping[str, str] | None = None):
+def load_data(path: str | Path, *, model: str = "", options: Mapping[str, Any] | None = None):
     """The data for `model`: XPCS files go to :func:`hpcopt.models.xpcs.load_xpcs_h5`."""
     if model.lower().startswith("xpcs:"):
         from .xpcs import load_xpcs_h5  # lazy: only XPCS runs need it
-        return load_xpcs_h5(path)
+        return load_xpcs_h5(path, options)
     return load_curve(path, options)
 
 
@@ -132,21 +140,34 @@ def _names(names: Mapping[str, str]) -> tuple[str, str, str, bool]:
             "sigma" in names)
 
 
+def _sigma_key(available, names: Mapping[str, str], where: str) -> str | None:
+    """The array/dataset holding sigma: the [data] name, else the one usual name present."""
+    if "sigma" in names:
+        return names["sigma"]
+    found = [k for k in SIGMA_NAMES if k in available]
+    if len(found) > 1:
+        raise DataError(f"several sigma candidates ({', '.join(found)}): name the one to use "
+                        "in [data] as sigma = \"...\"", path=where)
+    return found[0] if found else None
+
+
 def load_npz(path: Path, names: Mapping[str, str]) -> Dataset:
     """An .npz with arrays x, y[, sigma] (or the names given); other 0-d arrays become meta."""
-    xn, yn, sn, sigma_required = _names(names)
+    xn, yn, _, sigma_required = _names(names)
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as exc:  # noqa: BLE001 - zip/format/pickle refusals alike
         raise DataError(f"cannot read .npz file: {type(exc).__name__}: {exc}", path=str(path)) from None
+    sn = _sigma_key(arrays, names, str(path))
     for key, required in ((xn, True), (yn, True), (sn, sigma_required)):
         if required and key not in arrays:
             raise DataError(f"missing array {key!r} (has: {', '.join(sorted(arrays)) or 'none'})",
                             path=str(path))
     meta = {k: a.item() for k, a in arrays.items()
             if k not in (xn, yn, sn) and a.ndim == 0 and a.dtype.kind in "biuf"}
-    return validate(arrays[xn], arrays[yn], arrays.get(sn), path=str(path), meta=meta)
+    return validate(arrays[xn], arrays[yn], arrays.get(sn) if sn else None, path=str(path),
+                    meta=meta)
 
 
 def _is_number(token: str) -> bool:
@@ -157,12 +178,56 @@ def _is_number(token: str) -> bool:
     return True
 
 
+def _header_column(header: list[str], name: str) -> int | None:
+    """Index of `name` in the header: an exact match, else the one case-insensitive match."""
+    if name in header:
+        return header.index(name)
+    folded = [i for i, h in enumerate(header) if h.lower() == name.lower()]
+    return folded[0] if len(folded) == 1 else None
+
+
+def _text_columns(header: list[str], names: Mapping[str, str], where: str) -> dict[str, int]:
+    """Role -> column index for a header row; DataError for missing or unused columns."""
+    xn, yn, sn, sigma_required = _names(names)
+    columns = {}
+    for role, key in (("x", xn), ("y", yn)):
+        idx = _header_column(header, key)
+        if idx is None:
+            raise DataError(f"no column {key!r} in the header (columns: {', '.join(header)})",
+                            path=where)
+        columns[role] = idx
+    if sigma_required:
+        idx = _header_column(header, sn)
+        if idx is None:
+            raise DataError(f"no column {sn!r} in the header (columns: {', '.join(header)})",
+                            path=where)
+        columns["sigma"] = idx
+    else:
+        found = [i for i, h in enumerate(header) if h.lower() in SIGMA_NAMES
+                 and i not in columns.values()]
+        if len(found) > 1:
+            raise DataError(f"several sigma columns ({', '.join(header[i] for i in found)}): "
+                            "name the one to use in [data] as sigma = \"...\"", path=where)
+        if found:
+            columns["sigma"] = found[0]
+    unused = [h for i, h in enumerate(header) if i not in columns.values()]
+    if unused:
+        raise DataError(f"column{'s' if len(unused) > 1 else ''} {', '.join(map(repr, unused))} "
+                        f"not used (x = {header[columns['x']]!r}, y = {header[columns['y']]!r}"
+                        + (f", sigma = {header[columns['sigma']]!r}" if "sigma" in columns else
+                           ", no sigma") + "): name columns in [data] (x, y, sigma) or remove "
+                        "the extra ones; sigma is recognised as " + ", ".join(SIGMA_NAMES),
+                        path=where)
+    return columns
+
+
 def load_text(path: Path, names: Mapping[str, str]) -> Dataset:
     """.csv/.txt columns: a header row naming x, y[, sigma], or no header: x, y[, sigma].
 
-    Comma- or whitespace-separated; lines starting with '#' are comments.
+    Comma- or whitespace-separated; lines starting with '#' are comments.  With a header,
+    sigma is the column [data] names, else the one under a usual name (SIGMA_NAMES);
+    every column must be used.
     """
-    xn, yn, sn, sigma_required = _names(names)
     where = str(path)
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()  # Excel writes a BOM
@@ -178,7 +243,6 @@ def load_text(path: Path, names: Mapping[str, str]) -> Dataset:
 
     first = split(rows[0][1])
     if all(_is_number(t) for t in first):
-        header = None
         if any(k in names for k in DATA_OPTIONS):
             raise DataError("column names were given in [data] but the file has no header row",
                             path=where)
@@ -188,14 +252,7 @@ def load_text(path: Path, names: Mapping[str, str]) -> Dataset:
         columns = {"x": 0, "y": 1, **({"sigma": 2} if len(first) == 3 else {})}
         body = rows
     else:
-        header = [h.strip().strip('"') for h in first]
-        columns = {}
-        for role, key, required in (("x", xn, True), ("y", yn, True), ("sigma", sn, sigma_required)):
-            if key in header:
-                columns[role] = header.index(key)
-            elif required:
-                raise DataError(f"no column {key!r} in the header (columns: {', '.join(header)})",
-                                path=where)
+        columns = _text_columns([h.strip().strip('"') for h in first], names, where)
         body = rows[1:]
     if not body:
         raise DataError("no data rows", path=where)
@@ -219,10 +276,11 @@ def load_h5(path: Path, names: Mapping[str, str]) -> Dataset:
     Scalar root attributes become meta.
     """
     import h5py  # lazy: h5py pulls in the HDF5 library
-    xn, yn, sn, sigma_required = _names(names)
+    xn, yn, _, sigma_required = _names(names)
     where = str(path)
     try:
         with h5py.File(path, "r") as f:
+            sn = _sigma_key([k for k in SIGMA_NAMES if k in f], names, where)
             def read(key: str, required: bool):
                 if key not in f:
                     if required:
@@ -233,7 +291,8 @@ def load_h5(path: Path, names: Mapping[str, str]) -> Dataset:
                 if not isinstance(obj, h5py.Dataset):
                     raise DataError(f"{key!r} is a group, not a dataset", path=where)
                 return obj[()]
-            x, y, sigma = read(xn, True), read(yn, True), read(sn, sigma_required)
+            x, y = read(xn, True), read(yn, True)
+            sigma = read(sn, sigma_required) if sn else None
             meta = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()
                     if np.ndim(v) == 0 and isinstance(v, (int, float, np.integer, np.floating))}
     except DataError:

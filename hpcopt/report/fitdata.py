@@ -49,7 +49,8 @@ def rebuild_problem(f: h5py.File, result_path: Path) -> Rebuilt:
         cfg = tomllib.loads(attr_str(f, schema.ATTR_CONFIG))
     except tomllib.TOMLDecodeError as exc:
         return Rebuilt(None, f"the stored config is not valid TOML ({exc})")
-    model = cfg.get("model", {}).get("name")
+    model_table = dict(cfg.get("model", {}))
+    model = model_table.pop("name", None)          # the rest: model options (XPCS mode, scaling)
     data = dict(cfg.get("data", {}))
     if not model or "path" not in data:
         return Rebuilt(None)
@@ -75,7 +76,8 @@ def rebuild_problem(f: h5py.File, result_path: Path) -> Rebuilt:
         # user models are imported from the config's directory, as the sweep did
         base = next((d for d in dirs if (d / data_path).exists()), found.parent)
         problem = build_problem(model, found, data_options=data or None,
-                                source=config_path or None, base_dir=base, param_names=names)
+                                source=config_path or None, base_dir=base, param_names=names,
+                                model_options=model_table or None)
     except Exception as exc:  # noqa: BLE001 - user model imports, bad data: report, don't fail
         return Rebuilt(None, f"cannot rebuild model {model} on {data_path}: {exc}")
     return Rebuilt(problem)
@@ -85,3 +87,17 @@ def _param_names(f: h5py.File) -> list[str]:
     import json
     raw = f["tasks"].attrs.get("param_names", "[]")
     return json.loads(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
+
+
+def problem_for_figures(ctx, figure: str):
+    """The sweep's FitProblem for the figures of one report, rebuilt once per file.
+
+    None (after one note, "<figure> skipped: <reason>", for the first figure that asks)
+    when it cannot be rebuilt; None without a note for sweeps that have no model.
+    """
+    if "fit_problem" not in ctx.cache:
+        ctx.cache["fit_problem"] = rebuild_problem(ctx.f, ctx.path)
+        rebuilt = ctx.cache["fit_problem"]
+        if rebuilt.problem is None and rebuilt.reason:
+            ctx.note(f"{figure} skipped: {rebuilt.reason}")
+    return ctx.cache["fit_problem"].problem

@@ -103,9 +103,10 @@ class ReportHooks:
                 "task_id": int(row["task_id"])}
 
     def warnings(self, r: Loaded) -> list[str]:
-        """Things the reader must know before trusting the numbers (e.g. an old model
-        convention)."""
-        return []
+        """Things the reader must know before trusting the numbers: XPCS fits made with the
+        first (wrong) shear convention, in sweeps and fit posteriors alike."""
+        from ..models.xpcs_convention import convention_warning
+        return [w for w in (convention_warning(dict(r.f.attrs)),) if w]
 
     def header_lines(self, summary: dict) -> list[str]:
         """Lines after the counts line of the text summary."""

@@ -1,5 +1,5 @@
 """Sweep figures: objective vs parameters, the landscape of the two most influential
-parameters, convergence, and data vs best model (XPCS c2 maps, curves)."""
+parameters, convergence, and data vs best model (curves here; XPCS fits in plots_xpcs)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from matplotlib.ticker import NullFormatter
 
 from ..store import schema
 from ..store.reader import attr_str
+from . import plots_xpcs
 from . import tables as _tables
 from .figures import PlotContext, grid_shape, hide_unused, log_if_wide, new_figure, spans_decades
 
@@ -18,7 +19,6 @@ MAX_POINTS = 100_000
 KEEP_BEST = 1000
 #: sampled (non-grid) designs with fewer starts are drawn as points, not binned
 SCATTER_BELOW = 400
-MAX_ANGLES_PER_FIGURE = 4
 
 
 class SweepData:
@@ -262,62 +262,19 @@ def data_vs_model(ctx: PlotContext) -> None:
     data = _data(ctx, "data vs model")
     if data is None:
         return
-    from .fitdata import rebuild_problem
-    rebuilt = rebuild_problem(ctx.f, ctx.path)
-    if rebuilt.problem is None:
-        if rebuilt.reason:
-            ctx.note(f"data vs model skipped: {rebuilt.reason}")
+    from .fitdata import problem_for_figures
+    problem = problem_for_figures(ctx, "data vs model")
+    if problem is None:
         return
-    problem = rebuilt.problem
+    if hasattr(problem, "data") and hasattr(problem.data, "c2"):
+        plots_xpcs.c2_maps(ctx)
+        return
     by_name = dict(zip(data.names, data.best["x"]))
     p = np.array([by_name[n] for n in problem.param_names], dtype=np.float64)
-    if hasattr(problem, "data") and hasattr(problem.data, "c2"):
-        _draw_xpcs(ctx, problem, p, data)
-    elif hasattr(problem, "x") and hasattr(problem, "y"):
+    if hasattr(problem, "x") and hasattr(problem, "y"):
         _draw_curve(ctx, problem, p, data)
     else:
         ctx.note(f"data vs model skipped: no figure for {type(problem).__name__}")
-
-
-def _draw_xpcs(ctx: PlotContext, problem, p: np.ndarray, data: SweepData) -> None:
-    d = problem.data
-    model = problem.model(p)
-    resid = d.c2 - model if d.sigma is None else (d.c2 - model) / d.sigma
-    t = d.dt * np.arange(1, d.n + 1)
-    extent = (t[0], t[-1], t[0], t[-1])
-    angles = list(range(d.n_phi))
-    chunks = [angles[k:k + MAX_ANGLES_PER_FIGURE] for k in range(0, len(angles),
-                                                                  MAX_ANGLES_PER_FIGURE)]
-    for c, chunk in enumerate(chunks):
-        fig, axes = new_figure(len(chunk), 4, width=3.4, height=3.0)
-        for row, a in zip(axes, chunk):
-            lo, hi = np.percentile(d.c2[a], [1, 99])
-            for ax, img, title in ((row[0], d.c2[a], "measured c2"),
-                                   (row[1], model[a], "fitted c2")):
-                im = ax.imshow(img, origin="lower", extent=extent, vmin=lo, vmax=hi,
-                               cmap="viridis", aspect="equal")
-                ax.set_title(f"{title}, phi = {d.phi[a]:g} deg", fontsize="small")
-                ax.set_xlabel("t2 (s)")
-                ax.set_ylabel("t1 (s)")
-            fig.colorbar(im, ax=row[1], shrink=0.8, label="c2")
-            lim = float(np.nanmax(np.abs(resid[a]))) or 1.0
-            im = row[2].imshow(resid[a], origin="lower", extent=extent, cmap="RdBu_r", vmin=-lim,
-                               vmax=lim, aspect="equal")
-            fig.colorbar(im, ax=row[2], shrink=0.8,
-                         label="(data - model)/sigma" if d.sigma is not None else "data - model")
-            row[2].set_title("residuals", fontsize="small")
-            row[2].set_xlabel("t2 (s)")
-            row[2].set_ylabel("t1 (s)")
-            cut = row[3]   # the first row of c2: correlation with the first frame
-            cut.plot(t, d.c2[a, 0], ".", ms=3, color="0.3", label="data")
-            cut.plot(t, model[a, 0], "-", color="C3", label="model")
-            cut.set_xlabel("t2 (s)")
-            cut.set_ylabel(f"c2(t1 = {t[0]:g} s, t2)")
-            cut.set_title("cut along the first row", fontsize="small")
-            cut.legend(fontsize="small")
-        part = f" ({c + 1}/{len(chunks)})" if len(chunks) > 1 else ""
-        fig.suptitle(f"{problem.name}: data vs best fit, chi2 = {data.best['objective']:.6g}{part}")
-        ctx.save(fig, "sweep_fit_c2" + (f"_{c + 1}" if len(chunks) > 1 else ""))
 
 
 def _draw_curve(ctx: PlotContext, problem, p: np.ndarray, data: SweepData) -> None:
@@ -349,4 +306,5 @@ def _draw_curve(ctx: PlotContext, problem, p: np.ndarray, data: SweepData) -> No
     ctx.save(fig, "sweep_fit_curve")
 
 
-FIGURES = (objective_vs_parameters, landscape, convergence, data_vs_model)
+FIGURES = (objective_vs_parameters, landscape, convergence, data_vs_model,
+           plots_xpcs.g2_cuts, plots_xpcs.parameter_table)

@@ -37,6 +37,7 @@ class SweepConfig:
     parameter_ranges: str | None = None               # the --parameter-ranges override, if any
     resources: Resources = Resources()
     warmstart: object = None                          # hpcopt.warmstart.WarmStartConfig | None
+    model_options: dict = field(default_factory=dict)  # [model] keys besides name (XPCS: mode, scaling)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -72,6 +73,7 @@ def parse_sweep_tables(root: Table, cf: ConfigFile, run: RunConfig, *,
     kind's plan, which builds the problem)."""
     model = data_path = objective = None
     data_options: dict = {}
+    model_options: dict = {}
     if "objective" in root and "model" in root:
         raise root.error("give either [objective] (a function to minimise) or [model] + [data], "
                          "not both", "objective")
@@ -82,6 +84,7 @@ def parse_sweep_tables(root: Table, cf: ConfigFile, run: RunConfig, *,
     elif "model" in root:
         t = root.table("model")
         model = t.str("name")
+        model_options = {k: t.raw(k) for k in t.keys() if k != "name"}  # checked by the model
         t.finish()
         d = root.table("data")
         data_path = cf.resolve(d.str("path"))
@@ -117,7 +120,7 @@ def parse_sweep_tables(root: Table, cf: ConfigFile, run: RunConfig, *,
         from ..warmstart.config import parse_warmstart
         warmstart = parse_warmstart(root.table("warmstart"), cf.source, cf.base_dir)
     # the canonical form (campaign.resume), keyed like the config's tables
-    effective = {"model": {"name": model}, "objective": {"function": objective},
+    effective = {"model": {"name": model, **model_options}, "objective": {"function": objective},
                  "data": {"path": str(data_path) if data_path else None, **data_options},
                  "parameters": {p.name: {k: v for k, v in p.__dict__.items() if k != "name"}
                                 for p in params},
@@ -126,7 +129,7 @@ def parse_sweep_tables(root: Table, cf: ConfigFile, run: RunConfig, *,
                  "warmstart": warmstart.effective() if warmstart else None}
     cfg = SweepConfig(cf, params, method, samples, local_method, max_nfev, run, model,
                       data_path, data_options, objective, effective, parameter_ranges, resources,
-                      warmstart)
+                      warmstart, model_options)
     if not cfg.free:
         raise root.error("every parameter is fixed: nothing to sweep", "parameters")
     if cfg.n_tasks > MAX_TASKS:

@@ -42,7 +42,7 @@ def build_target(cfg: SweepConfig):
     from ..models.registry import build_problem
     problem = build_problem(cfg.model, cfg.data_path, data_options=cfg.data_options,
                             source=cfg.file.source, base_dir=cfg.file.base_dir,
-                            param_names=cfg.param_names)
+                            param_names=cfg.param_names, model_options=cfg.model_options)
     names, model_names = set(cfg.param_names), set(problem.param_names)
     if names != model_names:
         missing, extra = sorted(model_names - names), sorted(names - model_names)
@@ -223,7 +223,8 @@ def run_sweep(session: Session) -> RunOutcome:
                 "lower": design.lower.tolist(), "upper": design.upper.tolist(),
                 "model": cfg.model or "", "objective_function": cfg.objective or "",
                 "search": cfg.search_method, "local": cfg.local_method})},
-            attrs=attrs, arrays={} if warm is None else {"warm_starts": warm})
+            attrs={**attrs, **getattr(problem, "result_attrs", {})},   # e.g. the XPCS convention
+            arrays={} if warm is None else {"warm_starts": warm})
     else:
         store.extend_table(TABLE, n_tasks)       # more samples: the design goes on
     status_col = store.read_column(TABLE, "status")

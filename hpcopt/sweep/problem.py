@@ -2,7 +2,7 @@
 objective sweeps and model fits alike.
 
 :class:`ObjectiveProblem`: a plain user objective ``f(params: dict) -> float``
-(DESIGN.md "[objective] function"), minimised as is; it has no residuals.
+(docs/sweep.md, "[objective] function"), minimised as is; it has no residuals.
 """
 
 from __future__ import annotations

@@ -157,7 +157,8 @@ def run_temper(session: Session) -> RunOutcome:
                   "pairs": TableSpec(PAIR_DTYPE, max(n - 1, 0)),
                   "replicas": TableSpec(REPLICA_DTYPE, n),
                   "slots": TableSpec(SLOT_DTYPE, n)}
-        session.create(tables=tables, arrays=arrays)
+        session.create(tables=tables, arrays=arrays,
+                       attrs=getattr(getattr(problem, "fit", None), "result_attrs", {}))
         writer_ck = template      # a fresh file already holds the start state as a checkpoint
     progress = session.start_progress(cfg.rounds, done=campaign.round, label="temper",
                                       unit="round")

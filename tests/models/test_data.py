@@ -11,8 +11,7 @@ from hpcopt.errors import ConfigError, DataError
 from hpcopt.models import data as D
 from hpcopt.models import nist as N
 from hpcopt.models.base import FitProblem
-from hpcopt.models.registry import (XPCS_PARAM_NAMES, build_problem, check_param_names,
-                                     model_param_names)
+from hpcopt.models.registry import build_problem, check_param_names, model_param_names
 
 X = np.linspace(0.0, 4.0, 9)
 Y = 2.0 * np.exp(-0.5 * X)
@@ -37,12 +36,58 @@ def test_csv_with_header_any_column_order(tmp_path):
 
 
 def test_csv_named_columns_and_optional_sigma(tmp_path):
-    path = _csv(tmp_path / "d.csv", ["t", "signal", "other"], zip(X, Y, S))
+    path = _csv(tmp_path / "d.csv", ["t", "signal"], zip(X, Y))
     d = D.load_curve(path, {"x": "t", "y": "signal"})
     np.testing.assert_array_equal(d.x, X)
     assert d.sigma is None
+    path = _csv(tmp_path / "e.csv", ["t", "signal", "other"], zip(X, Y, S))
     d = D.load_curve(path, {"x": "t", "y": "signal", "sigma": "other"})
     np.testing.assert_array_equal(d.sigma, S)
+
+
+@pytest.mark.parametrize("name", D.SIGMA_NAMES + ("Err", "YERR", "Sigma"))
+def test_sigma_column_is_recognised_under_the_usual_names(tmp_path, name):
+    """Once `x,y,err` fitted unweighted while the header-less file used its third column."""
+    path = _csv(tmp_path / "d.csv", ["x", "y", name], zip(X, Y, S))
+    np.testing.assert_array_equal(D.load_curve(path).sigma, S)
+    headerless = _csv(tmp_path / "d.txt", None, zip(X, Y, S), sep=" ")
+    np.testing.assert_array_equal(D.load_curve(headerless).sigma, S)
+
+
+def test_columns_named_in_data_and_case_insensitive_defaults(tmp_path):
+    path = _csv(tmp_path / "d.csv", ["t", "g2", "err"], zip(X, Y, S))
+    d = D.load_curve(path, {"x": "t", "y": "g2", "sigma": "err"})
+    np.testing.assert_array_equal(d.x, X)
+    np.testing.assert_array_equal(d.y, Y)
+    np.testing.assert_array_equal(d.sigma, S)
+    upper = _csv(tmp_path / "u.csv", ["X", "Y", "DY"], zip(X, Y, S))
+    np.testing.assert_array_equal(D.load_curve(upper).sigma, S)
+
+
+@pytest.mark.parametrize("header,options,match", [
+    (["x", "y", "weight"], {}, "column 'weight' not used"),
+    (["x", "y", "err", "flag"], {}, "column 'flag' not used"),
+    (["t", "g2", "err"], {"x": "t"}, "no column 'y'"),
+    (["x", "y", "err", "std"], {}, "several sigma columns"),
+    (["x", "y", "a", "b"], {"sigma": "a"}, "column 'b' not used"),
+])
+def test_an_unrecognised_extra_column_is_an_error(tmp_path, header, options, match):
+    path = _csv(tmp_path / "d.csv", header, zip(*([X, Y, S, S][:len(header)])))
+    with pytest.raises(DataError, match=match) as info:
+        D.load_curve(path, options)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+def test_npz_and_h5_sigma_under_the_usual_names(tmp_path):
+    np.savez(tmp_path / "d.npz", x=X, y=Y, err=S)
+    np.testing.assert_array_equal(D.load_curve(tmp_path / "d.npz").sigma, S)
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f["x"], f["y"], f["uncertainty"] = X, Y, S
+    np.testing.assert_array_equal(D.load_curve(tmp_path / "d.h5").sigma, S)
+    np.savez(tmp_path / "two.npz", x=X, y=Y, err=S, std=S)
+    with pytest.raises(DataError, match="several sigma candidates"):
+        D.load_curve(tmp_path / "two.npz")
+    np.testing.assert_array_equal(D.load_curve(tmp_path / "two.npz", {"sigma": "std"}).sigma, S)
 
 
 def test_text_without_header_whitespace_and_comments(tmp_path):
@@ -229,18 +274,47 @@ def test_xpcs_is_dispatched_lazily(monkeypatch, tmp_path):
 
     class XpcsProblem:
         @classmethod
-        def from_file(cls, path, variant):
-            calls.append(("problem", str(path), variant))
+        def from_file(cls, path, variant, *, options, mode, scaling, source):
+            calls.append(("problem", str(path), variant, mode, scaling, options.frames))
             return "problem"
 
     fake.XpcsProblem = XpcsProblem
-    fake.load_xpcs_h5 = lambda path: calls.append(("load", str(path))) or "data"
+    fake.load_xpcs_h5 = lambda path, options=None: calls.append(("load", str(path))) or "data"
+    fake.parse_model_options = lambda options, variant, source=None: (
+        (options or {}).get("mode"), (options or {}).get("scaling"))
+    fake.param_names_for = lambda variant, mode=None: ("D0",) if mode else ("D0", "phi0")
     monkeypatch.setitem(sys.modules, "hpcopt.models.xpcs", fake)
     assert build_problem("xpcs:Heterodyne", "c2.h5", base_dir=tmp_path) == "problem"
+    assert build_problem("xpcs:homodyne", "c2.h5", base_dir=tmp_path,
+                         data_options={"frames": [2, 9]},
+                         model_options={"mode": "static_isotropic"}) == "problem"
     assert D.load_data(tmp_path / "c2.h5", model="xpcs:homodyne") == "data"
-    assert calls == [("problem", str(tmp_path / "c2.h5"), "heterodyne"),
+    assert calls == [("problem", str(tmp_path / "c2.h5"), "heterodyne", None, None, None),
+                     ("problem", str(tmp_path / "c2.h5"), "homodyne", "static_isotropic", None,
+                      (2, 9)),
                      ("load", str(tmp_path / "c2.h5"))]
-    with pytest.raises(ConfigError, match="no options") as info:
-        build_problem("xpcs:homodyne", "c2.h5", data_options={"x": "t"})
-    assert info.value.key == "data.x"
-    assert XPCS_PARAM_NAMES["homodyne"][-1] == "phi0"
+    assert model_param_names("xpcs:homodyne", model_options={"mode": "x"}) == ("D0",)
+
+
+def test_xpcs_options_are_checked_naming_file_and_key(tmp_path):
+    with pytest.raises(ConfigError, match="did you mean 'frames'") as info:
+        build_problem("xpcs:homodyne", tmp_path / "c2.h5", data_options={"frame": [1, 5]},
+                      source="fit.toml")
+    assert info.value.key == "data.frame" and info.value.source == "fit.toml"
+    with pytest.raises(ConfigError, match="did you mean 'mode'") as info:
+        build_problem("xpcs:homodyne", tmp_path / "c2.h5", model_options={"mod": "x"},
+                      source="fit.toml")
+    assert info.value.key == "model.mod"
+    with pytest.raises(ConfigError, match="did you mean 'static_isotropic'") as info:
+        build_problem("xpcs:homodyne", tmp_path / "c2.h5",
+                      model_options={"mode": "static_isotropc"})
+    assert info.value.key == "model.mode"
+    with pytest.raises(ConfigError, match="xpcs:homodyne") as info:
+        build_problem("xpcs:heterodyne", tmp_path / "c2.h5", model_options={"mode": "laminar_flow"})
+    assert info.value.key == "model.mode"
+    with pytest.raises(ConfigError, match="takes no .model. keys") as info:
+        build_problem("nist:Misra1a", N.nist_path("Misra1a"), model_options={"mode": "x"})
+    assert info.value.key == "model.mode"
+    assert model_param_names("xpcs:homodyne", model_options={"mode": "static_anisotropic"}) == (
+        "D0", "alpha", "D_offset")
+    assert model_param_names("xpcs:homodyne")[-1] == "phi0"

@@ -17,7 +17,7 @@ from hpcopt.errors import DataError
 from hpcopt.models import xpcs as M
 from hpcopt.models.base import FitProblem, reduced_chi2
 
-# the plain numpy references of the kernel tests (written from the DESIGN.md formulas)
+# the plain numpy references of the kernel tests (written from the formulas of docs/models.md)
 _spec = importlib.util.spec_from_file_location(
     "xpcs_kernel_refs", Path(__file__).resolve().parents[1] / "kernels" / "test_xpcs.py")
 refs = importlib.util.module_from_spec(_spec)
@@ -29,7 +29,7 @@ def truth_vector(data, problem):
 
 
 # --------------------------------------------------------------------------- names, problem
-def test_parameter_names_follow_design():
+def test_parameter_names_follow_the_docs():
     assert M.PARAM_NAMES["homodyne"] == ("D0", "alpha", "D_offset", "gamma_dot_0", "beta",
                                          "gamma_dot_offset", "phi0")
     assert M.PARAM_NAMES["heterodyne"] == (
@@ -67,6 +67,77 @@ def test_problem_matches_numpy_reference(variant):
     np.testing.assert_allclose(offset, want_o, rtol=1e-12)
     assert reduced_chi2(problem.chi2(p), problem) == pytest.approx(
         want_chi2 / (problem.n_points - len(p) - 8), rel=1e-12)
+
+
+@pytest.mark.parametrize("mode,scaling,names", [
+    ("laminar_flow", "individual", M.HOMODYNE_PARAMS),
+    ("static_anisotropic", "individual", ("D0", "alpha", "D_offset")),
+    ("static_isotropic", "constant", ("D0", "alpha", "D_offset")),
+])
+def test_analysis_modes_match_numpy_reference(mode, scaling, names):
+    data = M.simulate("homodyne", n=18, phi=(0.0, 40.0, 95.0), noise=0.02, seed=7,
+                      contrast=(0.3, 0.25, 0.2))
+    problem = M.XpcsProblem.from_data(data, "homodyne", mode=mode)
+    assert problem.param_names == names and problem.scaling == scaling
+    assert problem.n_nuisance == (2 if scaling == "constant" else 6)
+    p = np.array([data.truth[k] for k in names]) * 1.05
+    full = np.concatenate([p, np.zeros(7 - len(p))])
+    decay = refs.ref_homodyne(full, data.phi, data.q, data.h, data.dt, 18)
+    want, want_c, want_o = refs.ref_fit(decay, data.c2, data.sigma, constant=scaling == "constant")
+    assert problem.chi2(p) == pytest.approx(want, rel=1e-12)
+    contrast, offset = problem.contrast_offset(p)
+    np.testing.assert_allclose(contrast, want_c, rtol=1e-12)
+    np.testing.assert_allclose(offset, want_o, rtol=1e-12)
+    assert problem.chi2(p) == pytest.approx(np.sum(problem.residuals(p) ** 2), rel=1e-12)
+    other = M.XpcsProblem.from_data(data, "homodyne", mode=mode,
+                                    scaling="individual" if scaling == "constant" else "constant")
+    assert other.chi2(p) != pytest.approx(problem.chi2(p), rel=1e-6)
+
+
+def test_static_modes_need_no_gap_and_refuse_bad_modes():
+    data = M.simulate("homodyne", {"gamma_dot_0": 0.0, "gamma_dot_offset": 0.0}, n=10, seed=1)
+    bare = M.make_data(data.c2, data.phi, q=data.q, dt=data.dt, sigma=data.sigma)
+    problem = M.XpcsProblem.from_data(bare, "homodyne", mode="static_isotropic")
+    assert np.isfinite(problem.chi2(np.array([6000.0, -0.5, 300.0])))
+    with pytest.raises(DataError, match="missing attribute 'h'"):
+        M.XpcsProblem.from_data(bare, "homodyne")
+    with pytest.raises(ValueError, match="mode must be"):
+        M.XpcsProblem.from_data(data, "homodyne", mode="dynamic")
+    with pytest.raises(ValueError, match="mode must be"):
+        M.XpcsProblem.from_data(data, "heterodyne", mode="static_isotropic")
+    with pytest.raises(ValueError, match="3 values"):
+        problem.chi2(np.ones(7))
+
+
+def test_static_isotropic_fit_recovers_the_truth_with_one_contrast():
+    truth = {"D0": 8000.0, "alpha": -0.4, "D_offset": 200.0, "gamma_dot_0": 0.0,
+             "gamma_dot_offset": 0.0}
+    data = M.simulate("homodyne", truth, n=30, phi=(0.0, 60.0, 120.0), contrast=0.25,
+                      offset=1.02, noise=0.01, seed=4)
+    problem = M.XpcsProblem.from_data(data, "homodyne", mode="static_isotropic")
+    x = np.array([truth[k] for k in problem.param_names])
+    fit = least_squares(problem.residuals, x * 1.2, x_scale="jac")
+    dof = problem.n_points - 3 - problem.n_nuisance
+    cov = np.linalg.inv(fit.jac.T @ fit.jac) * 2 * fit.cost / dof
+    assert np.all(np.abs(fit.x - x) < 4 * np.sqrt(np.diag(cov)))
+    contrast, offset = problem.contrast_offset(fit.x)
+    assert np.all(contrast == contrast[0]) and contrast[0] == pytest.approx(0.25, rel=0.02)
+    assert np.all(offset == offset[0]) and offset[0] == pytest.approx(1.02, rel=0.002)
+
+
+def test_result_attrs_and_the_convention_warning():
+    problem = M.XpcsProblem.from_data(M.simulate("homodyne", n=8, seed=0), "homodyne")
+    assert problem.result_attrs == {"xpcs_convention": 2, "xpcs_mode": "", "xpcs_scaling": "individual"}
+    sweep = '[model]\nname = "xpcs:homodyne"\n[data]\npath = "c2.h5"\n'
+    temper = '[problem]\nmodel = "XPCS:homodyne"\ndata = "c2.h5"\n'
+    for config in (sweep, temper, sweep.encode()):
+        text = M.convention_warning({"config": config})
+        assert "divide them by pi" in text and "gamma_dot_0" in text
+        assert M.convention_warning({"config": config, "xpcs_convention": np.int64(2)}) is None
+    assert M.convention_warning({"config": sweep, "xpcs_convention": 1}) is not None
+    for other in ('[model]\nname = "xpcs:heterodyne"\n', '[model]\nname = "nist:Misra1a"\n',
+                  '[objective]\nfunction = "m:f"\n', "not toml [", ""):
+        assert M.convention_warning({"config": other}) is None
 
 
 def test_problem_refuses_bad_arrays_and_parameters():
@@ -117,8 +188,25 @@ def test_bundled_demo_dataset_is_reproducible(tmp_path):
     assert bundled.c2.shape == (3, 60, 60) and bundled.h == 1e6
     assert bundled.conditions == {"temperature": 298.15, "concentration": 0.08}
     assert M.DEMO_FILE.stat().st_size < 300_000
+    assert bundled.truth["gamma_dot_0"] == M.DEMO_SETTINGS["params"]["gamma_dot_0"] == 3e-5
     problem = M.XpcsProblem.from_file(M.DEMO_FILE, "xpcs:homodyne")
-    assert 0.9 < reduced_chi2(problem.chi2(truth_vector(bundled, problem)), problem) < 1.1
+    truth = truth_vector(bundled, problem)
+    assert 0.9 < reduced_chi2(problem.chi2(truth), problem) < 1.1
+    # made with the corrected model: the first convention's phase (pi times smaller at the
+    # same shear rates) does not fit it
+    old = truth.copy()
+    old[[3, 5]] /= np.pi
+    assert reduced_chi2(problem.chi2(old), problem) > 1.1
+
+
+def test_bundled_beamline_example_is_reproducible(tmp_path):
+    fresh = M.make_beamline_example(tmp_path / "u.h5")
+    with h5py.File(M.BEAMLINE_FILE, "r") as f:
+        bundled = {b: f[f"xpcs/twotime/correlation_map/c2_{k:05d}"][()]
+                   for k, b in enumerate(f["xpcs/twotime/processed_bins"][()], start=1)}
+    assert sorted(bundled) == sorted(fresh) == list(range(1, 9))
+    for b, c2 in fresh.items():
+        np.testing.assert_array_equal(bundled[b], np.triu(c2).astype(np.float32))
 
 
 # --------------------------------------------------------------------------- files

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 
 from hpcopt.report.figures import PlotContext
-from hpcopt.store.reader import open_result
+from hpcopt.report.loaded import open_loaded
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -44,8 +44,8 @@ def one_figure(path, figure, out_dir):
     """Draw a single figure function the way plot_all does; (written stems, notes)."""
     notes = []
     out_dir.mkdir(exist_ok=True)
-    with open_result(path) as f:
-        ctx = PlotContext(f, path, out_dir, notes.append)
+    with open_loaded(path) as r:
+        ctx = PlotContext(r.f, path, out_dir, notes.append, loaded=r)
         figure(ctx)
     assert all(is_png(p) for p in ctx.written)
     return {p.stem for p in ctx.written}, notes
