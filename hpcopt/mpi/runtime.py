@@ -162,6 +162,18 @@ def stop_requested() -> bool:
     return _STOP["signal"] is not None
 
 
+def stop_signal() -> int | None:
+    """The stop signal received (or requested by another rank), None if none."""
+    return _STOP["signal"]
+
+
+def request_stop(signum: int) -> None:
+    """Stop as if `signum` had arrived here: another rank received it (the task farm
+    forwards a worker's stop signal to the coordinator, which stops every rank)."""
+    if _STOP["signal"] is None:
+        _STOP["signal"] = int(signum)
+
+
 def stop_signal_name() -> str | None:
     sig = _STOP["signal"]
     return signal.Signals(sig).name if sig is not None else None

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..config import SweepConfig, parse_sweep_config
 from ..errors import ConfigError
-from ..farm import FarmOptions, Outcome, Task, run_dynamic, run_static
+from ..farm import FarmOptions, Outcome, Task, TaskBatch, run_dynamic, run_static
 from ..imports import load_callable
 from ..mpi.runtime import World, stop_signal_name
 from ..progress import Progress
@@ -151,22 +151,46 @@ class SweepEvaluator:
     """Every rank: start point of a task -> refined fit -> row values."""
 
     def __init__(self, cfg: SweepConfig, problem, design: StartDesign):
-        from .local import refine
-        self.refine = refine
+        from .local import evaluate_only, refine
+        self.refine, self.evaluate_only = refine, evaluate_only
         self.cfg, self.problem, self.design = cfg, problem, design
+        # the starts of the batches in hand (prepare): task id -> (start, start within bounds)
+        self._starts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def prepare(self, task_ids: np.ndarray) -> None:
+        """The starts of a batch at once (the farm calls this before evaluating it)."""
+        x0 = design_points(self.design, task_ids)
+        inside = np.clip(x0, self.design.lower, self.design.upper)
+        self._starts.update(zip(task_ids.tolist(), zip(x0, inside)))
 
     def inputs(self, task: Task) -> dict:
-        return {"x0": self.design.point(task.task_id)}
+        start = self._starts.get(task.task_id)
+        return {"x0": self.design.point(task.task_id) if start is None else start[0]}
 
     def evaluate(self, task: Task, report) -> Outcome:
-        x0 = self.design.point(task.task_id)   # cheap: an index unravel or a table row
-        res = self.refine(self.problem, x0, self.design.lower, self.design.upper,
-                          self.cfg.local_method, max_nfev=self.cfg.max_nfev)
+        start = self._starts.pop(task.task_id, None)
+        if start is not None and self.cfg.local_method == "none":
+            x0 = start[0]       # refine(..., "none") without its per-call conversions
+            res = self.evaluate_only(self.problem, start[1])
+        else:
+            x0 = self.design.point(task.task_id) if start is None else start[0]
+            res = self.refine(self.problem, x0, self.design.lower, self.design.upper,
+                              self.cfg.local_method, max_nfev=self.cfg.max_nfev)
         values = {"x0": x0, "x": res.x, "objective": res.chi2, "n_eval": res.nfev,
                   "chi2_reduced": reduced(res.chi2, self.problem, self.design)}
         if res.status == "ok":
             return Outcome(schema.OK, values, "")
         return Outcome(schema.FAILED, values, res.message)
+
+
+def design_points(design, task_ids: np.ndarray) -> np.ndarray:
+    """design.point(i) for every i of `task_ids`, one points() call per run of consecutive ids."""
+    ids = np.asarray(task_ids, dtype=np.int64)
+    if len(ids) == 0:
+        return np.zeros((0, len(design.param_names)))
+    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+    return np.concatenate([design.points(int(run[0]), int(run[-1]) + 1)
+                           for run in np.split(ids, breaks)])
 
 
 class SweepSource:
@@ -188,6 +212,12 @@ class SweepSource:
         task = Task(int(self.pending[self.next_index]))
         self.next_index += 1
         return task
+
+    def next_tasks(self, n: int) -> TaskBatch:
+        """Up to n pending tasks at once (the farm asks for whole batches)."""
+        ids = self.pending[self.next_index:self.next_index + n]
+        self.next_index += len(ids)
+        return TaskBatch(ids)
 
     def exhausted(self) -> bool:
         return self.next_index >= len(self.pending)
