@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .farm.tree import HIERARCHIES
 from .resources import Resources, parse_resources
 from .sweep.starts import ParamSpec, param_spec_from_table, parse_parameter_ranges
 from .tomlread import Table, load_toml
@@ -39,6 +40,7 @@ class RunConfig:
     max_retries: int = 0
     task_timeout: float | None = None  # seconds per task attempt
     isolation: str = "none"            # "process": each worker evaluates in a child process
+    hierarchy: str = "auto"            # dynamic sweeps: "nodes" puts a sub-coordinator per node
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ def parse_run(root: Table) -> RunConfig:
         max_retries=t.int("max_retries", 0, min=0, max=100),
         task_timeout=timeout,
         isolation=t.str("isolation", "none", choices=ISOLATION),
+        hierarchy=t.str("hierarchy", "auto", choices=HIERARCHIES),
     )
     t.finish()
     return run

@@ -26,8 +26,9 @@ from .dynamic import run_dynamic
 from .evaluate import ObjectiveExited, RowBuilder, TaskRunner, run_task
 from .static import run_static
 from .stopflag import LocalStop, ProcessStop, StopFlag
-from .tasks import Evaluator, FarmOptions, FarmStats, Outcome, Task, TaskBatch, TaskSource
+from .tasks import (Evaluator, FarmOptions, FarmStats, ManyOutcome, Outcome, Task, TaskBatch,
+                    TaskSource, concat_rows)
 
-__all__ = ["Evaluator", "FarmOptions", "FarmStats", "LocalStop", "ObjectiveExited", "Outcome",
+__all__ = ["Evaluator", "FarmOptions", "FarmStats", "LocalStop", "ManyOutcome", "ObjectiveExited", "Outcome",
            "ProcessStop", "RowBuilder", "StopFlag", "Task", "TaskBatch", "TaskRunner",
-           "TaskSource", "as_transport", "run_dynamic", "run_static", "run_task"]
+           "TaskSource", "as_transport", "concat_rows", "run_dynamic", "run_static", "run_task"]

@@ -32,7 +32,8 @@ from ..mpi import tags
 from ..mpi.transport import Message, Transport
 from ..store import schema
 from .stopflag import StopFlag
-from .tasks import FarmOptions, FarmStats, Task, TaskBatch, TaskSource
+from .tasks import (FarmOptions, FarmStats, Task, TaskBatch, TaskSource, concat_rows,
+                    pack_rows, unpack_rows)
 
 log = logging.getLogger("hpcopt")
 
@@ -51,10 +52,11 @@ MAX_DRAIN = 64
 class Coordinator:
     """Rank 0 of dynamic mode (module docstring)."""
 
-    def __init__(self, transport: Transport, source: TaskSource, options: FarmOptions,
-                 stop: StopFlag, children: Sequence[int], *,
+    def __init__(self, transport: Transport, source: TaskSource, dtype: np.dtype,
+                 options: FarmOptions, stop: StopFlag, children: Sequence[int], *,
                  members: dict[int, Sequence[int]] | None = None, retries: bool = True):
         self.transport, self.source, self.options, self.stop = transport, source, options, stop
+        self.dtype = dtype
         self.children = list(children)
         # the ranks that evaluate what is sent to each child (a sub-coordinator's node)
         self.members = {c: frozenset(members[c] if members else (c,)) for c in self.children}
@@ -114,7 +116,8 @@ class Coordinator:
     def handle(self, message: Message) -> None:
         tag, src = message.tag, message.source
         if tag == tags.RESULTS:
-            rows, final, *window = message.obj
+            packed, final, *window = message.obj
+            rows = unpack_rows(packed, self.dtype)
             if window and window[0]:
                 self.windows[src] = int(window[0])
             elif self.options.prefetch and rows is not None and len(rows):
@@ -144,8 +147,7 @@ class Coordinator:
     def deliver(self) -> None:
         """Hand the final rows of the messages just handled to the source, at once."""
         if self.final_rows:
-            rows = self.final_rows[0] if len(self.final_rows) == 1 \
-                else np.concatenate(self.final_rows)
+            rows = concat_rows(self.final_rows, self.dtype)
             self.final_rows = []
             self.stats.tasks_done += len(rows)
             self.source.on_results(rows)
@@ -214,12 +216,15 @@ class Coordinator:
             self.final_rows.append(rows)
 
     def top_up(self, child: int) -> None:
-        """Fill `child` up to its window (so it never waits for us)."""
+        """Fill `child` up to its window (so it never waits for us), once a chunk or half
+        the window is free: big windows are refilled in few, long runs of tasks."""
         if child not in self.live:
             return
         sent = self.sent[child]
-        room = self.windows.get(child, 0) - len(sent)
-        if room > 0:
+        window = self.windows.get(child, 0)
+        room = window - len(sent)
+        if room > 0 and (not sent or room >= min(window, max(self.options.chunk_size,
+                                                             window // 2))):
             batch = self.next_batch(child, room)
             if len(batch):
                 if batch.payloads is None:
@@ -262,7 +267,8 @@ class Coordinator:
 class _Upstream:
     """A sub-coordinator's task source: the tasks its parent sent; rows wait to go up."""
 
-    def __init__(self):
+    def __init__(self, dtype: np.dtype):
+        self.dtype = dtype
         self.queue: deque[TaskBatch] = deque()
         self.queued = 0
         self.closed = False                 # the parent sent STOP
@@ -300,7 +306,7 @@ class _Upstream:
     def take_rows(self) -> np.ndarray | None:
         if not self.rows:
             return None
-        rows = np.concatenate(self.rows) if len(self.rows) > 1 else self.rows[0]
+        rows = concat_rows(self.rows, self.dtype)
         self.rows, self.n_rows = [], 0
         return rows
 
@@ -311,10 +317,10 @@ class _Upstream:
 class SubCoordinator(Coordinator):
     """The coordinator of one node's workers under a parent (module docstring)."""
 
-    def __init__(self, transport: Transport, options: FarmOptions, stop: StopFlag,
-                 parent: int, children: Sequence[int]):
-        self.upstream = _Upstream()
-        super().__init__(transport, self.upstream, options, stop, children, retries=False)
+    def __init__(self, transport: Transport, dtype: np.dtype, options: FarmOptions,
+                 stop: StopFlag, parent: int, children: Sequence[int]):
+        self.upstream = _Upstream(dtype)
+        super().__init__(transport, self.upstream, dtype, options, stop, children, retries=False)
         self.parent = parent
         self.waiting_reports: deque[int] = deque()    # children waiting for a DECISION
         self.asked_stop = False
@@ -370,8 +376,8 @@ class SubCoordinator(Coordinator):
             or up.queued < max(1, self.workers_window // 2)
             or now - self.last_up >= self.options.result_interval))
         if due:
-            self.transport.send((up.take_rows(), final, 2 * self.workers_window), self.parent,
-                                tags.RESULTS)
+            self.transport.send((pack_rows(up.take_rows()), final, 2 * self.workers_window),
+                                self.parent, tags.RESULTS)
             self.last_up = now
             if final:
                 self.transport.flush()

@@ -14,9 +14,9 @@ from .coordinator import Coordinator, SubCoordinator
 from .evaluate import RowBuilder, TaskRunner
 from .guard import _real_exit, guarded, is_forked_copy
 from .stopflag import ProcessStop, StopFlag
-from .tasks import Evaluator, FarmOptions, FarmStats, Task, TaskBatch, TaskSource
+from .tasks import Evaluator, FarmOptions, FarmStats, Task, TaskBatch, TaskQueue, TaskSource
 from .tree import build_tree
-from .worker import run_worker
+from .worker import run_chunk, run_worker
 
 log = logging.getLogger("hpcopt")
 
@@ -40,10 +40,11 @@ def run_dynamic(world, *, source: TaskSource | None, evaluator: Evaluator,
         if tree.sub_coordinators:
             log.info(f"task farm: {len(tree.sub_coordinators)} node sub-coordinator(s) under "
                      f"rank 0, {len(tree.children[0])} children of rank 0")
-        return Coordinator(transport, source, options, stop, tree.children[0],
+        return Coordinator(transport, source, dtype, options, stop, tree.children[0],
                            members=tree.members).run()
     if role == "sub-coordinator":
-        SubCoordinator(transport, options, stop, tree.parent[rank], tree.children[rank]).run()
+        SubCoordinator(transport, dtype, options, stop, tree.parent[rank],
+                       tree.children[rank]).run()
         return FarmStats()
     with guarded(rank):
         try:
@@ -66,7 +67,7 @@ def _run_local(rank: int, source: TaskSource, evaluator: Evaluator, dtype: np.dt
     runner = TaskRunner(evaluator, rank, options.task_timeout)
     rows = RowBuilder(dtype, rank)
     retry: deque[Task] = deque()
-    queue: deque[Task] = deque()
+    queue = TaskQueue()
     payloads: dict[int, object] = {}
     next_tasks = getattr(source, "next_tasks", None)
     tick = getattr(source, "tick", None)
@@ -92,7 +93,7 @@ def _run_local(rank: int, source: TaskSource, evaluator: Evaluator, dtype: np.dt
 
     def refill() -> None:
         if retry:
-            queue.append(retry.popleft())
+            queue.add(TaskBatch.of([retry.popleft()]))
             return
         if next_tasks is not None:
             batch = next_tasks(options.chunk_size)
@@ -103,10 +104,15 @@ def _run_local(rank: int, source: TaskSource, evaluator: Evaluator, dtype: np.dt
         if len(batch):
             if runner.prepare is not None:
                 runner.prepare(batch.ids)
-            for task in batch.tasks():
-                if task.payload is not None:
-                    payloads[task.task_id] = task.payload
-                queue.append(task)
+            if batch.payloads is not None:
+                payloads.update(zip(batch.ids.tolist(), batch.payloads))
+            queue.add(batch)
+
+    def evaluate_one(task: Task) -> None:
+        t0 = time.time()
+        status, message, values = runner.run(
+            task, lambda step, value: source.on_report(task.task_id, step, value))
+        rows.add(task, status, message, values, t0, time.time() - t0)
 
     while stop.signal() is None:
         if tick is not None:
@@ -120,14 +126,12 @@ def _run_local(rank: int, source: TaskSource, evaluator: Evaluator, dtype: np.dt
             if source.exhausted() and not retry:
                 break
             raise RuntimeError("task source has nothing to run and nothing pending at world size 1")
-        task = queue.popleft()
-        t0 = time.time()
-        status, message, values = runner.run(
-            task, lambda step, value, tid=task.task_id: source.on_report(tid, step, value))
-        wall = time.time() - t0
+        if runner.evaluate_many is not None:
+            run_chunk(runner, queue, rows, options.chunk_size, evaluate_one)
+        else:
+            evaluate_one(queue.pop())
         if is_forked_copy():
             _real_exit(0)
-        rows.add(task, status, message, values, t0, wall)
         if (len(rows) >= options.chunk_size or not queue
                 or time.monotonic() - last_hand_in >= options.result_interval):
             hand_in()

@@ -20,7 +20,7 @@ import numpy as np
 from ..store import schema
 from ..timelimit import TaskTimeout, time_limit
 from .guard import ExitCalled
-from .tasks import Evaluator, Outcome, Task
+from .tasks import Evaluator, ManyOutcome, Outcome, Task, concat_rows
 
 
 class ObjectiveExited(RuntimeError):
@@ -38,6 +38,8 @@ class TaskRunner:
     def __init__(self, evaluator: Evaluator, rank: int, timeout: float | None):
         self.evaluator, self.rank, self.timeout = evaluator, rank, timeout
         self.prepare = getattr(evaluator, "prepare", None)
+        # the evaluator's loop over many tasks, when nothing needs a per-task time limit
+        self.evaluate_many = None if timeout else getattr(evaluator, "evaluate_many", None)
 
     def run(self, task: Task, report: Callable[[int, float], bool]) -> tuple[int, str, dict]:
         try:
@@ -46,18 +48,27 @@ class TaskRunner:
                     outcome = self.evaluator.evaluate(task, report)
             else:
                 outcome = self.evaluator.evaluate(task, report)
-        except TaskTimeout as exc:
-            outcome = Outcome(schema.TIMEOUT, {}, f"task {exc}")
-        except ExitCalled as exc:
+        except BaseException as exc:  # noqa: BLE001 - sorted out by outcome_of
+            outcome = self.outcome_of(exc, task)
+        return self.finish(task, outcome)
+
+    def outcome_of(self, exc: BaseException, task: Task) -> Outcome:
+        """How a task that raised `exc` is recorded (or, for os._exit, ends the job)."""
+        if isinstance(exc, TaskTimeout):
+            return Outcome(schema.TIMEOUT, {}, f"task {exc}")
+        if isinstance(exc, ExitCalled):
             raise ObjectiveExited(
                 f"task {task.task_id} called os._exit({exc.code}) in the objective on rank "
                 f"{self.rank}; the job ends (rows recorded so far are kept: --resume continues). "
                 f"Run such objectives with [run] isolation = \"process\" to record the task as "
                 f"failed instead") from None
-        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        if isinstance(exc, (Exception, SystemExit, KeyboardInterrupt)):
             # the objective's failure is a result, not a crash; SystemExit/KeyboardInterrupt
             # raised by an objective end its task only (a rank that left would hang the job)
-            outcome = Outcome(schema.FAILED, {}, _describe(exc))
+            return Outcome(schema.FAILED, {}, _describe(exc))
+        raise exc
+
+    def finish(self, task: Task, outcome: Outcome) -> tuple[int, str, dict]:
         status, values, message = outcome
         if status != schema.OK:      # a failure keeps what was known before (start, params)
             inputs = self.evaluator.inputs(task)
@@ -69,6 +80,26 @@ class TaskRunner:
                 status, message = schema.FAILED, f"objective is not finite ({objective})"
         return status, message, values
 
+    def run_many(self, ids: np.ndarray, rows: "RowBuilder") -> int:
+        """Evaluate the tasks `ids` (first attempts, no payload) with the evaluator's own
+        loop into `rows`; a task that raises is recorded as run() records it.  Returns how
+        many were evaluated (0: the evaluator declined; evaluate them one by one)."""
+        done = 0
+        while done < len(ids):
+            out = self.evaluate_many(ids[done:])
+            if out is None:          # not this evaluator's case (a fit method): stop asking
+                self.evaluate_many = None
+                return done
+            rows.add_many(ids[done:done + out.n], out)
+            done += out.n
+            if out.error is not None:
+                task = Task(int(ids[done]))
+                t0 = time.time()
+                status, message, values = self.finish(task, self.outcome_of(out.error, task))
+                rows.add(task, status, message, values, t0, 0.0)
+                done += 1
+        return done
+
 
 class RowBuilder:
     """Result rows of many tasks, built column by column when taken."""
@@ -76,6 +107,7 @@ class RowBuilder:
     def __init__(self, dtype: np.dtype, rank: int):
         self.dtype, self.rank = dtype, rank
         self.template = schema.empty_rows(dtype, [0])
+        self.segments: list[np.ndarray] = []   # rows made by add_many (and closed batches)
         self._clear()
 
     def _clear(self) -> None:
@@ -88,7 +120,7 @@ class RowBuilder:
         self.values: dict[str, tuple[list[int], list]] = {}
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.ids) + sum(len(s) for s in self.segments)
 
     def add(self, task: Task, status: int, message: str, values: dict, t_start: float,
             wall: float) -> None:
@@ -107,8 +139,33 @@ class RowBuilder:
             column[0].append(i)
             column[1].append(value)
 
-    def take(self) -> np.ndarray:
-        """The rows added since the last take, as one structured array."""
+    def add_many(self, ids: np.ndarray, out: ManyOutcome) -> None:
+        """The rows of first attempts evaluated by Evaluator.evaluate_many."""
+        if len(self.ids):
+            self.segments.append(self._take_added())
+        n = out.n
+        rows = np.repeat(self.template, n)
+        rows["task_id"] = ids[:n]
+        rows["attempts"] = 1
+        rows["rank"] = self.rank
+        status = np.asarray(out.status[:n])
+        rows["t_start"] = out.t_start[:n]
+        rows["wall"] = out.wall[:n]
+        for name, column in out.values.items():
+            rows[name] = column[:n]
+        messages = dict(out.messages)
+        objective = out.values.get("objective")
+        if objective is not None:    # the check run() makes, for the whole batch
+            bad = (status == schema.OK) & ~np.isfinite(np.asarray(objective[:n], dtype=float))
+            for i in np.flatnonzero(bad).tolist():
+                messages[i] = f"objective is not finite ({objective[i]})"
+            status = np.where(bad, schema.FAILED, status)
+        rows["status"] = status
+        for i, text in messages.items():
+            rows["message"][i] = schema.encode_message(text)
+        self.segments.append(rows)
+
+    def _take_added(self) -> np.ndarray:
         n = len(self.ids)
         rows = np.repeat(self.template, n)
         if n:
@@ -128,6 +185,14 @@ class RowBuilder:
                     for i, v in zip(where, vals):
                         column[i] = v
         self._clear()
+        return rows
+
+    def take(self) -> np.ndarray:
+        """The rows added since the last take, as one structured array."""
+        rows = self._take_added()
+        if self.segments:
+            rows = concat_rows(self.segments + ([rows] if len(rows) else []), self.dtype)
+            self.segments = []
         return rows
 
 

@@ -83,20 +83,26 @@ def _children() -> list:
         return []
 
 
-def end_leftover_children(before: set[int], rank: int) -> int:
-    """Kill the descendants that were not there before the farm; return how many."""
+def end_leftover_children(before: set[int], rank: int, rounds: int = 20) -> int:
+    """Kill the descendants that were not there before the farm; return how many.  Looks
+    again after each round: a child may fork once more before its kill lands."""
     import psutil
-    left = [p for p in _children() if p.pid not in before]
-    for p in left:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(left, timeout=5)
-    if left:
-        log.warning(f"rank {rank}: killed {len(left)} process(es) the objective left running "
-                    f"(pid {', '.join(str(p.pid) for p in left)})")
-    return len(left)
+    killed: list[int] = []
+    for _ in range(rounds):
+        left = [p for p in _children() if p.pid not in before and p.pid not in killed]
+        if not left:
+            break
+        for p in left:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(left, timeout=5)
+        killed += [p.pid for p in left]
+    if killed:
+        log.warning(f"rank {rank}: killed {len(killed)} process(es) the objective left running "
+                    f"(pid {', '.join(map(str, killed))})")
+    return len(killed)
 
 
 @contextmanager

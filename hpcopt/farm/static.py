@@ -48,8 +48,13 @@ def run_static(world, *, n_tasks: int, done: np.ndarray, evaluator: Evaluator,
                     todo = [t for t in range(a, b) if not done[t]]
                     if todo and runner.prepare is not None:
                         runner.prepare(np.asarray(todo, dtype=np.int64))
-                    for task_id in todo:
+                    done_many = 0
+                    if runner.evaluate_many is not None and not options.max_retries:
+                        done_many = runner.run_many(np.asarray(todo, dtype=np.int64), rows)
+                    for task_id in todo[done_many:]:
                         _evaluate_with_retries(runner, rows, task_id, options, stats)
+                    if is_forked_copy():
+                        _real_exit(0)
                 local = rows.take()
                 if parallel_write:
                     write_rows(local)

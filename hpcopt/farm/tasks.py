@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, NamedTuple, Protocol, Sequence
 
@@ -22,11 +23,27 @@ class Outcome(NamedTuple):
     message: str = ""
 
 
+class ManyOutcome(NamedTuple):
+    """What ``Evaluator.evaluate_many`` returns: the outcomes of the first `n` tasks asked
+    for, column by column, and what task `n` raised if the loop stopped there."""
+
+    n: int
+    status: np.ndarray                  # (n,) schema.OK / FAILED ...
+    values: dict                        # column name -> (n, ...) array
+    messages: dict                      # index -> message (failures)
+    t_start: np.ndarray                 # (n,) time.time() at each task's start
+    wall: np.ndarray                    # (n,) seconds
+    error: BaseException | None = None  # raised by task n (an objective's SystemExit, ...)
+
+
 class Evaluator(Protocol):
     """The worker-side role: a task in, an outcome out.  Optional extras the farm uses
     when present: ``prepare(task_ids)`` (called with the ids of each batch a worker
     receives, before any of them is evaluated: lets an evaluator compute per-batch
-    inputs at once) and ``close()`` (called when the farm ends)."""
+    inputs at once), ``evaluate_many(task_ids) -> ManyOutcome | None`` (first attempts of
+    tasks without payload, in one loop, when no time limit applies: the evaluator catches
+    every exception of a task, BaseException included, and hands it back as ``error``;
+    None: not for these tasks) and ``close()`` (called when the farm ends)."""
 
     def inputs(self, task: Task) -> dict:
         """Row values known before evaluating (start point, parameters): recorded when a
@@ -126,11 +143,85 @@ class TaskBatch:
             avoid = np.concatenate([v for _, v in parts])
         return cls(np.concatenate([b.ids for b in batches]), attempts, avoid, payloads)
 
-    def __getstate__(self):
-        return (self.ids, self.attempts, self.avoid, self.payloads)
+    def __getstate__(self):         # raw bytes: unpickling numpy arrays costs more
+        return (self.ids.tobytes(), None if self.attempts is None else self.attempts.tobytes(),
+                None if self.avoid is None else self.avoid.tobytes(), self.payloads)
 
     def __setstate__(self, state):
-        self.ids, self.attempts, self.avoid, self.payloads = state
+        ids, attempts, avoid, self.payloads = state
+        self.ids = np.frombuffer(ids, dtype=np.int64)
+        self.attempts = None if attempts is None else np.frombuffer(attempts, dtype=np.int32)
+        self.avoid = None if avoid is None else np.frombuffer(avoid, dtype=np.int32)
+
+
+class TaskQueue:
+    """A worker's queue of tasks, kept as the batches they came in (no object per task
+    until one is evaluated on its own)."""
+
+    def __init__(self):
+        self.batches: deque[TaskBatch] = deque()
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def add(self, batch: TaskBatch) -> None:
+        if len(batch):
+            self.batches.append(batch)
+            self.n += len(batch)
+
+    def push_front(self, batch: TaskBatch) -> None:
+        if len(batch):
+            self.batches.appendleft(batch)
+            self.n += len(batch)
+
+    def pop(self) -> Task:
+        """The task at the front."""
+        batch = self.batches.popleft()
+        self.n -= len(batch)
+        first, rest = batch.split(1)
+        self.push_front(rest)
+        return first.task(0)
+
+    def take_fresh(self, n: int) -> np.ndarray:
+        """Ids of up to n first attempts without payload from the front (maybe none)."""
+        if not self.batches:
+            return np.zeros(0, dtype=np.int64)
+        front = self.batches[0]
+        if front.attempts is not None or front.payloads is not None:
+            return np.zeros(0, dtype=np.int64)
+        self.batches.popleft()
+        taken, rest = (front, None) if len(front) <= n else front.split(n)
+        if rest is not None:
+            self.batches.appendleft(rest)
+        self.n -= len(taken)
+        return taken.ids
+
+
+def pack_rows(rows: np.ndarray | None):
+    """Rows as they travel: raw bytes (unpickling a structured array costs ~15 us a
+    message), or the array itself when it holds Python objects (HPO's outcome text)."""
+    if rows is None or rows.dtype.hasobject:
+        return rows
+    return rows.tobytes()
+
+
+def unpack_rows(packed, dtype: np.dtype) -> np.ndarray | None:
+    if packed is None or isinstance(packed, np.ndarray):
+        return packed
+    return np.frombuffer(packed, dtype=dtype).copy()
+
+
+def concat_rows(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    """np.concatenate for many small row arrays of one dtype (it promotes the dtype of
+    every part first, ~10 us each)."""
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return np.zeros(0, dtype=dtype)
+    if dtype.hasobject:
+        return np.concatenate(parts, dtype=dtype, casting="no")
+    return np.frombuffer(b"".join(p.tobytes() for p in parts), dtype=dtype).copy()
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from typing import Callable
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from ..mpi.transport import ANY, Transport
 from .evaluate import RowBuilder, TaskRunner
 from .guard import _real_exit, is_forked_copy
 from .stopflag import StopFlag
-from .tasks import Evaluator, FarmOptions, Task, TaskBatch
+from .tasks import Evaluator, FarmOptions, Task, TaskBatch, TaskQueue, pack_rows
 
 log = logging.getLogger("hpcopt")
 
@@ -37,7 +37,7 @@ def run_worker(transport: Transport, evaluator: Evaluator, dtype: np.dtype,
     """The worker loop; returns the number of tasks evaluated."""
     runner = TaskRunner(evaluator, transport.rank, options.task_timeout)
     rows = RowBuilder(dtype, transport.rank)
-    queue: deque[Task] = deque()
+    queue = TaskQueue()
     state = {"stop": False, "asked": False}
     transport.send(None, parent, tags.READY)
 
@@ -46,7 +46,7 @@ def run_worker(transport: Transport, evaluator: Evaluator, dtype: np.dtype,
             batch: TaskBatch = message.obj
             if runner.prepare is not None:
                 runner.prepare(batch.ids)
-            queue.extend(batch.tasks())
+            queue.add(batch)
         elif message.tag == tags.STOP:
             state["stop"] = True
         else:
@@ -58,13 +58,19 @@ def run_worker(transport: Transport, evaluator: Evaluator, dtype: np.dtype,
             take(message)
 
     def send(final: bool) -> None:
-        transport.send((rows.take(), final), parent, tags.RESULTS)
+        transport.send((pack_rows(rows.take()), final), parent, tags.RESULTS)
 
     running: list[int] = [-1]        # the task being evaluated (for its reports)
 
     def report(step: int, value: float) -> bool:
         transport.send((running[0], int(step), float(value)), parent, tags.REPORT)
         return bool(transport.recv(parent, tags.DECISION).obj)
+
+    def evaluate_one(task: Task) -> None:
+        running[0] = task.task_id
+        t0 = time.time()
+        status, message, values = runner.run(task, report)
+        rows.add(task, status, message, values, t0, time.time() - t0)
 
     def forward_stop() -> bool:
         """True once this rank has a stop signal (forwarded to the coordinator once)."""
@@ -84,15 +90,13 @@ def run_worker(transport: Transport, evaluator: Evaluator, dtype: np.dtype,
             return n_done
         signalled = forward_stop()
         if queue and not signalled:
-            task = queue.popleft()
-            running[0] = task.task_id
-            t0 = time.time()
-            status, message, values = runner.run(task, report)
-            wall = time.time() - t0
+            if runner.evaluate_many is not None:     # a chunk in the evaluator's own loop
+                n_done += run_chunk(runner, queue, rows, options.chunk_size, evaluate_one)
+            else:
+                evaluate_one(queue.pop())
+                n_done += 1
             if is_forked_copy():      # a child the objective forked came back here: leave
                 _real_exit(0)
-            rows.add(task, status, message, values, t0, wall)
-            n_done += 1
             now = time.monotonic()
             if (not queue or len(rows) >= options.chunk_size
                     or now - last_send >= options.result_interval):
@@ -108,3 +112,19 @@ def run_worker(transport: Transport, evaluator: Evaluator, dtype: np.dtype,
         message = transport.recv(parent, ANY, timeout=IDLE_TIMEOUT)
         if message is not None:
             take(message)
+
+
+
+
+def run_chunk(runner: TaskRunner, queue: TaskQueue, rows: RowBuilder, chunk_size: int,
+              evaluate_one: Callable[[Task], None]) -> int:
+    """Up to `chunk_size` first attempts from the front of the queue through the
+    evaluator's own loop (what it does not take goes back to the front), or the task at
+    the front alone (a retry, a payload).  Returns the number of tasks done."""
+    ids = queue.take_fresh(chunk_size)
+    if not len(ids):
+        evaluate_one(queue.pop())
+        return 1
+    done = runner.run_many(ids, rows)
+    queue.push_front(TaskBatch(ids[done:]))
+    return done

@@ -26,6 +26,7 @@ import os
 import pickle
 import threading
 import time
+from collections import deque
 from typing import Any, Callable, NamedTuple, Protocol, TypeVar
 
 from .runtime import Backoff, wait_quietly
@@ -97,8 +98,9 @@ def blocks(world_size: int, node_size: int) -> list[list[int]]:
 
 def as_transport(world) -> "Transport":
     """A World (MPI) becomes an MpiTransport over its communicator; a Transport stays."""
-    comm = getattr(world, "comm", None)
-    return MpiTransport(comm) if comm is not None else world
+    if hasattr(world, "send") and hasattr(world, "recv"):
+        return world
+    return MpiTransport(world.comm)
 
 
 # ---------------------------------------------------------------------------------------
@@ -114,7 +116,7 @@ class MpiTransport:
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
         self._status = MPI.Status()
-        self._sending: list = []      # requests of sends not known to be complete
+        self._sending: deque = deque()   # requests of sends not known to be complete
 
     @classmethod
     def of_world(cls, world) -> "MpiTransport":
@@ -125,8 +127,12 @@ class MpiTransport:
         return (MPI.ANY_SOURCE if source == ANY else source, MPI.ANY_TAG if tag == ANY else tag)
 
     def send(self, obj: Any, dest: int, tag: int) -> None:
-        self._sending = [r for r in self._sending if not r.Test()]
-        self._sending.append(self.comm.isend(obj, dest=dest, tag=tag))
+        sending = self._sending
+        while sending and sending[0].Test():     # sends complete in order, mostly
+            sending.popleft()
+        if len(sending) > 256:                   # ...but not always (one slow receiver)
+            self._sending = sending = deque(r for r in sending if not r.Test())
+        sending.append(self.comm.isend(obj, dest=dest, tag=tag))
 
     def poll(self, source: int = ANY, tag: int = ANY) -> Message | None:
         src, tg = self._mpi_args(source, tag)
@@ -153,7 +159,7 @@ class MpiTransport:
     def flush(self) -> None:
         for request in self._sending:
             wait_quietly(request)
-        self._sending = []
+        self._sending = deque()
 
     def gather(self, obj: Any, root: int = 0) -> list | None:
         if self.size == 1:

@@ -1,0 +1,85 @@
+"""The task farm alone under mpiexec: empty tasks, no result file (bench_farm_scaling).
+
+    mpiexec -n N python farm_driver.py N_TASKS CHUNK HIERARCHY
+
+Rank 0 prints one JSON line: wall seconds of the farm, tasks/s, rank 0's CPU seconds (its
+service time: what one coordinator costs per task when it has a core of its own) and the
+messages rank 0 received.  HPCOPT_NODE_SIZE groups ranks into pretend nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+from hpcopt.farm import FarmOptions, Outcome, TaskBatch, run_dynamic
+from hpcopt.mpi.runtime import get_world
+from hpcopt.mpi.transport import MpiTransport
+from hpcopt.store import schema
+
+DTYPE = np.dtype(schema.common_columns() + [("x0", "<f8", (1,)), ("objective", "<f8")])
+
+
+class Source:
+    def __init__(self, n: int):
+        self.n, self.i, self.done = n, 0, 0
+
+    def next_tasks(self, k: int) -> TaskBatch:
+        ids = np.arange(self.i, min(self.n, self.i + k))
+        self.i += len(ids)
+        return TaskBatch(ids)
+
+    def next_task(self):
+        batch = self.next_tasks(1)
+        return batch.task(0) if len(batch) else None
+
+    def exhausted(self) -> bool:
+        return self.i >= self.n
+
+    def on_results(self, rows) -> None:
+        self.done += len(rows)
+
+    def on_report(self, task_id, step, value) -> bool:
+        return False
+
+
+class Empty:
+    def inputs(self, task) -> dict:
+        return {}
+
+    def evaluate(self, task, report) -> Outcome:
+        return Outcome(schema.OK, {"objective": 0.0})
+
+
+class Counting(MpiTransport):
+    received = 0
+
+    def poll(self, source=-1, tag=-1):
+        got = super().poll(source, tag)
+        if got is not None:
+            self.received += 1
+        return got
+
+
+def main(argv: list[str]) -> None:
+    n, chunk, hierarchy = int(argv[0]), int(argv[1]), argv[2]
+    world = get_world()
+    transport = Counting(world.comm)
+    source = Source(n) if world.is_root else None
+    world.barrier()
+    t0, c0 = time.perf_counter(), time.process_time()
+    run_dynamic(transport, source=source, evaluator=Empty(), dtype=DTYPE,
+                options=FarmOptions(chunk_size=chunk, hierarchy=hierarchy))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if world.is_root:
+        assert source.done == n, (source.done, n)
+        print(json.dumps({"ranks": world.size, "tasks": n, "chunk": chunk,
+                          "hierarchy": hierarchy, "wall_s": wall, "tasks_per_s": n / wall,
+                          "rank0_cpu_s": cpu, "rank0_messages": transport.received}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
