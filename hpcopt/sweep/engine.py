@@ -198,27 +198,29 @@ class SweepEvaluator:
             self._starts.pop(tid, None)
         x0 = design_points(self.design, task_ids)
         inside = np.clip(x0, self.design.lower, self.design.upper)
-        n = len(task_ids)
-        chi2, t_start, wall = np.empty(n), np.empty(n), np.empty(n)
+        chi2: list[float] = []
+        times = [time.time()]           # task i ran from times[i] to times[i + 1]
         messages: dict[int, str] = {}
-        problem, start_chi2, error, done = self.problem, self.start_chi2, None, n
+        problem, start_chi2, error = self.problem, self.start_chi2, None
         with np.errstate(all="ignore"):
-            t = time.time()
-            for i in range(n):
-                t_start[i] = t
+            for i, x in enumerate(inside):
                 try:
-                    chi2[i], why = start_chi2(problem, inside[i])
+                    value, why = start_chi2(problem, x)
                 except BaseException as exc:  # noqa: BLE001 - the farm records it
-                    error, done = exc, i
+                    error = exc
                     break
+                chi2.append(value)
+                times.append(time.time())
                 if why:
                     messages[i] = why
-                now = time.time()
-                wall[i], t = now - t, now
-        status = np.where(np.isfinite(chi2[:done]), schema.OK, schema.FAILED)
-        values = {"x0": x0, "x": inside, "objective": chi2, "n_eval": np.ones(n, np.int32),
-                  "chi2_reduced": reduced(chi2, self.problem, self.design)}
-        return ManyOutcome(done, status, values, messages, t_start, wall, error)
+        done = len(chi2)
+        objective = np.array(chi2, dtype=float)
+        times = np.array(times)
+        status = np.where(np.isfinite(objective), schema.OK, schema.FAILED)
+        values = {"x0": x0[:done], "x": inside[:done], "objective": objective,
+                  "n_eval": np.ones(done, np.int32),
+                  "chi2_reduced": reduced(objective, self.problem, self.design)}
+        return ManyOutcome(done, status, values, messages, times[:-1], np.diff(times), error)
 
 
 def design_points(design, task_ids: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -9,7 +10,8 @@ from typing import Callable
 
 import numpy as np
 
-from hpcopt.farm import FarmOptions, LocalStop, Outcome, Task, TaskBatch, run_dynamic, run_static
+from hpcopt.farm import (FarmOptions, LocalStop, ManyOutcome, Outcome, Task, TaskBatch, run_dynamic,
+                         run_static)
 from hpcopt.mpi import tags
 from hpcopt.mpi.transport import ThreadedNetwork, ThreadedTransport
 from hpcopt.store import schema
@@ -78,6 +80,33 @@ class Evaluator:
         return Outcome(schema.OK, {"x0": float(task.task_id), "objective": float(task.task_id)})
 
 
+class BatchEvaluator(Evaluator):
+    """The same tasks through evaluate_many (the farm's fast path): one loop per chunk."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batches: list[int] = []          # sizes of the evaluate_many calls
+
+    def evaluate_many(self, task_ids: np.ndarray) -> ManyOutcome:
+        self.batches.append(len(task_ids))
+        status, objective, times, messages, error = [], [], [time.time()], {}, None
+        for i, tid in enumerate(task_ids.tolist()):
+            try:
+                out = self.evaluate(Task(tid), lambda step, value: False)
+            except BaseException as exc:  # noqa: BLE001 - handed back to the farm
+                error = exc
+                break
+            status.append(out.status)
+            objective.append(out.values.get("objective", math.nan))
+            times.append(time.time())
+            if out.message:
+                messages[i] = out.message
+        n = len(status)
+        return ManyOutcome(n, np.array(status, dtype=np.int8),
+                           {"x0": task_ids[:n].astype(float), "objective": np.array(objective)},
+                           messages, np.array(times[:-1]), np.diff(times), error)
+
+
 @dataclass
 class FarmRun:
     source: ListSource
@@ -122,14 +151,16 @@ class SpyTransport(ThreadedTransport):
 def run_farm(size: int, n_tasks: int = 40, *, options: FarmOptions | None = None,
              behave: Callable | None = None, node_size: int | None = None,
              source: ListSource | None = None, start_delay: dict[int, float] | None = None,
-             stops: list[LocalStop] | None = None, timeout: float = 30.0) -> FarmRun:
+             stops: list[LocalStop] | None = None, batch: bool = False,
+             timeout: float = 30.0) -> FarmRun:
     """Dynamic mode on `size` simulated ranks; rank r starts after start_delay[r] seconds;
     `stops`: each rank's stop flag (default: fresh ones)."""
     options = options or FarmOptions(chunk_size=2)
     source = source or ListSource(n_tasks)
     network = ThreadedNetwork(size, node_size=node_size, timeout=timeout)
     stops = stops if stops is not None else [LocalStop() for _ in range(size)]
-    evaluators = [Evaluator(r, behave, stops[r]) for r in range(size)]
+    kind = BatchEvaluator if batch else Evaluator
+    evaluators = [kind(r, behave, stops[r]) for r in range(size)]
     run = FarmRun(source, [None] * size, evaluators, stops, network)
 
     def main(rank: int):
@@ -162,12 +193,14 @@ def run_farm(size: int, n_tasks: int = 40, *, options: FarmOptions | None = None
 
 
 def run_static_farm(size: int, n_tasks: int, *, options: FarmOptions, behave=None,
-                    done: np.ndarray | None = None, timeout: float = 30.0):
+                    done: np.ndarray | None = None, batch: bool = False,
+                    timeout: float = 30.0):
     """Static mode on `size` simulated ranks; returns (rows written by rank 0, stats, stops,
     evaluators)."""
     network = ThreadedNetwork(size, timeout=timeout)
     stops = [LocalStop() for _ in range(size)]
-    evaluators = [Evaluator(r, behave, stops[r]) for r in range(size)]
+    evaluators = [(BatchEvaluator if batch else Evaluator)(r, behave, stops[r])
+                  for r in range(size)]
     written: list[np.ndarray] = []
     done = np.zeros(n_tasks, bool) if done is None else done
 

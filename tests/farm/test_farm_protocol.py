@@ -22,10 +22,10 @@ def ids(rows) -> list[int]:
 
 @pytest.mark.parametrize("size, node_size", [(1, None), (2, None), (3, None), (5, 2), (9, 4)])
 @pytest.mark.parametrize("chunk", [1, 3])
-@pytest.mark.parametrize("batches", [True, False])
-def test_every_task_gives_exactly_one_row(size, node_size, chunk, batches):
+@pytest.mark.parametrize("batches, evaluate_many", [(True, False), (False, False), (True, True)])
+def test_every_task_gives_exactly_one_row(size, node_size, chunk, batches, evaluate_many):
     options = FarmOptions(chunk_size=chunk, hierarchy="nodes" if node_size else "flat")
-    run = run_farm(size, 50, options=options, node_size=node_size,
+    run = run_farm(size, 50, options=options, node_size=node_size, batch=evaluate_many,
                    source=ListSource(50, batches=batches))
     rows = run.rows
     assert ids(rows) == list(range(50))
@@ -35,6 +35,34 @@ def test_every_task_gives_exactly_one_row(size, node_size, chunk, batches):
     if size > 1:
         assert 0 not in set(rows["rank"].tolist())          # rank 0 coordinates only
     assert run.stats[0].tasks_done == 50 and not run.stats[0].interrupted
+    if evaluate_many and batches:       # whole chunks went through the evaluator's loop
+        sizes = [n for ev in run.evaluators for n in getattr(ev, "batches", [])]
+        assert sum(sizes) == 50 and max(sizes) <= chunk
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_a_task_raising_inside_evaluate_many_fails_alone_and_the_chunk_goes_on(size):
+    """SystemExit in the evaluator's own loop: that task fails, the rest of the chunk
+    is evaluated (by a new call) and retries of failed tasks go one by one."""
+    def exits(task, ev, report):
+        if task.task_id % 7 == 3:
+            raise SystemExit(0)
+        if task.task_id % 7 == 5 and task.attempt == 0:
+            raise RuntimeError("first attempt fails")
+
+    run = run_farm(size, 40, options=FarmOptions(chunk_size=8, max_retries=1), batch=True,
+                   behave=exits)
+    rows = run.rows
+    assert ids(rows) == list(range(40))
+    by = {int(r["task_id"]): r for r in rows}
+    for t, r in by.items():
+        if t % 7 == 3:
+            assert r["status"] == schema.FAILED and r["attempts"] == 2
+            assert schema.decode_message(r["message"]) == "SystemExit: 0"
+        elif t % 7 == 5:
+            assert r["status"] == schema.OK and r["attempts"] == 2
+        else:
+            assert r["status"] == schema.OK and r["attempts"] == 1
 
 
 def test_failed_task_is_retried_on_another_rank():
@@ -255,10 +283,12 @@ def test_nodes_tree_gives_the_same_rows_and_far_fewer_messages_at_rank_0():
 # -- static mode -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("size", [1, 2, 3])
-def test_static_rounds_cover_every_pending_task_once(size):
+@pytest.mark.parametrize("batch", [False, True])
+def test_static_rounds_cover_every_pending_task_once(size, batch):
     done = np.zeros(23, bool)
     done[[0, 5, 6, 22]] = True
-    rows, stats, _, evs = run_static_farm(size, 23, options=FarmOptions(chunk_size=3), done=done)
+    rows, stats, _, evs = run_static_farm(size, 23, options=FarmOptions(chunk_size=3), done=done,
+                                          batch=batch)
     assert ids(rows) == [t for t in range(23) if not done[t]]
     assert (rows["status"] == schema.OK).all()
     for ev in evs:          # each rank evaluated its own contiguous range
