@@ -71,8 +71,8 @@ def figures(r: dict, node_size: int | None) -> dict:
         subs = tree.sub_coordinators
         via = {s: sum(by_rank[w] for w in tree.children[s]) for s in subs}
         out["tasks_via_sub_coordinators"] = sum(via.values()) / n
-        out["sub_coordinator_cpu_us_per_task"] = max(1e6 * r["cpu_s"][s] / max(via[s], 1)
-                                                      for s in subs)
+        out["sub_coordinator_cpu_us_per_task"] = (1e6 * sum(r["cpu_s"][s] for s in subs)
+                                                  / max(sum(via.values()), 1))
     return out
 
 

@@ -10,7 +10,7 @@ when every child is READY (a fair first round: no rank gets everything because
 it started first).
 
 :class:`SubCoordinator` (the lowest rank of a node, see :mod:`.tree`) looks like
-one big worker to its parent (its READY names its window: twice its workers'
+one big worker to its parent (its READY names its window: four times its workers'
 windows) and like a coordinator to the workers of its node: it takes the tasks its
 parent sends, hands them out, and sends its workers' rows up in batches, so the
 global coordinator exchanges a message per batch of a node instead of one per
@@ -366,17 +366,23 @@ class SubCoordinator(Coordinator):
             raise RuntimeError(f"rank {self.transport.rank}: unexpected message (tag "
                                f"{message.tag}) from its parent {message.source}")
 
+    @property
+    def capacity(self) -> int:
+        """The window this node asks its parent for: four times its workers' windows, so
+        that, refilled when half of it is free, its queue still holds a window's worth."""
+        return 4 * self.workers_window
+
     def send_up(self, final: bool) -> None:
-        """Rows to the parent: when enough wait, when the node's queue runs low (the parent
-        sends more tasks in answer), every result_interval, and at the end."""
+        """Rows to the parent: half a workers' window of them at a time, every
+        result_interval, at once when the node has run dry, and at the end."""
         up = self.upstream
         now = time.monotonic()
         due = final or (up.n_rows and (
-            up.n_rows >= max(1, self.workers_window // 2)
-            or up.queued < max(1, self.workers_window // 2)
-            or now - self.last_up >= self.options.result_interval))
+            up.n_rows >= max(self.options.chunk_size, self.workers_window // 2)
+            or now - self.last_up >= self.options.result_interval
+            or (up.queued == 0 and self.dry)))
         if due:
-            self.transport.send((pack_rows(up.take_rows()), final, 2 * self.workers_window),
+            self.transport.send((pack_rows(up.take_rows()), final, self.capacity),
                                 self.parent, tags.RESULTS)
             self.last_up = now
             if final:
@@ -384,7 +390,7 @@ class SubCoordinator(Coordinator):
 
     def all_ready(self) -> None:
         super().all_ready()
-        self.transport.send(2 * self.workers_window, self.parent, tags.READY)
+        self.transport.send(self.capacity, self.parent, tags.READY)
 
     def on_report(self, src: int, report: tuple) -> None:
         self.waiting_reports.append(src)
