@@ -37,9 +37,10 @@ class TaskRunner:
 
     def __init__(self, evaluator: Evaluator, rank: int, timeout: float | None):
         self.evaluator, self.rank, self.timeout = evaluator, rank, timeout
-        self.prepare = getattr(evaluator, "prepare", None)
-        # the evaluator's loop over many tasks, when nothing needs a per-task time limit
+        # the evaluator's loop over many tasks, when nothing needs a per-task time limit;
+        # prepare() is for batches evaluated one task at a time
         self.evaluate_many = None if timeout else getattr(evaluator, "evaluate_many", None)
+        self.prepare = None if self.evaluate_many else getattr(evaluator, "prepare", None)
 
     def run(self, task: Task, report: Callable[[int, float], bool]) -> tuple[int, str, dict]:
         try:
@@ -89,6 +90,7 @@ class TaskRunner:
             out = self.evaluate_many(ids[done:])
             if out is None:          # not this evaluator's case (a fit method): stop asking
                 self.evaluate_many = None
+                self.prepare = getattr(self.evaluator, "prepare", None)
                 return done
             rows.add_many(ids[done:done + out.n], out)
             done += out.n

@@ -162,10 +162,8 @@ class SweepEvaluator:
         self._starts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def prepare(self, task_ids: np.ndarray) -> None:
-        """The starts of a batch at once (the farm calls this before evaluating it); for
-        method "none" evaluate_many makes them itself."""
-        if self.cfg.local_method == "none":
-            return
+        """The starts of a batch at once (the farm calls this before evaluating the batch
+        one task at a time)."""
         x0 = design_points(self.design, task_ids)
         inside = np.clip(x0, self.design.lower, self.design.upper)
         self._starts.update(zip(task_ids.tolist(), zip(x0, inside)))
