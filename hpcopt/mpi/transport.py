@@ -97,10 +97,40 @@ def blocks(world_size: int, node_size: int) -> list[list[int]]:
 
 
 def as_transport(world) -> "Transport":
-    """A World (MPI) becomes an MpiTransport over its communicator; a Transport stays."""
+    """A World becomes an MpiTransport over its communicator (a SoloTransport at size 1:
+    no MPI needed); a Transport stays itself."""
     if hasattr(world, "send") and hasattr(world, "recv"):
         return world
+    if world.size == 1:
+        return SoloTransport()
     return MpiTransport(world.comm)
+
+
+class SoloTransport:
+    """World size 1: the collectives are the identity; there is no one to message."""
+
+    rank, size = 0, 1
+
+    def send(self, obj: Any, dest: int, tag: int) -> None:
+        raise RuntimeError("a world of one rank has no one to send to")
+
+    def recv(self, source: int = ANY, tag: int = ANY, timeout: float | None = None):
+        raise RuntimeError("a world of one rank has no one to receive from")
+
+    def poll(self, source: int = ANY, tag: int = ANY):
+        return None
+
+    def flush(self) -> None:
+        pass
+
+    def gather(self, obj: Any, root: int = 0) -> list:
+        return [obj]
+
+    def allreduce_max(self, value: int) -> int:
+        return int(value)
+
+    def node_groups(self) -> list[list[int]]:
+        return [[0]]
 
 
 # ---------------------------------------------------------------------------------------
