@@ -1,7 +1,7 @@
 """The SPMD runtime: the world, quiet waits, clean abort, stop signals.
 
-Everything that touches MPI directly (besides the farm protocol in
-:mod:`hpcopt.farm`) lives here.  Three rules it enforces:
+Everything that touches MPI directly (besides the task farm's messages in
+:mod:`hpcopt.mpi.transport`) lives here.  Three rules it enforces:
 
 * a rank that waits does not burn a core: waits poll a non-blocking request
   and sleep with exponential backoff (MPICH and Open MPI spin at 100 % inside
@@ -213,45 +213,3 @@ def run_spmd(main: Callable[[World], int]) -> int:
             time.sleep(ABORT_GRACE)
             world.abort(1)
         os._exit(1)
-
-
-def recv_quietly(comm, source: int, tag: int, *, timeout: float | None = None):
-    """Receive (obj, source, tag) of the next matching message, sleeping with backoff.
-
-    Returns None when `timeout` seconds pass without a message (so a caller can
-    look at its clock, stop flags or deadlines between polls).
-    """
-    MPI = _mpi()
-    status = MPI.Status()
-    backoff = Backoff()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        message = comm.improbe(source=source, tag=tag, status=status)
-        if message is not None:
-            return message.recv(), status.Get_source(), status.Get_tag()
-        if deadline is not None and time.monotonic() >= deadline:
-            return None
-        backoff.sleep()
-
-
-def poll(comm, source: int, tag: int):
-    """(obj, source, tag) of a message that has already arrived, else None (never waits)."""
-    MPI = _mpi()
-    status = MPI.Status()
-    message = comm.improbe(source=source, tag=tag, status=status)
-    if message is None:
-        return None
-    return message.recv(), status.Get_source(), status.Get_tag()
-
-
-def send_quietly(comm, obj: Any, dest: int, tag: int) -> None:
-    """Send without spinning if the receiver is not ready (large messages are not eager)."""
-    wait_quietly(comm.isend(obj, dest=dest, tag=tag))
-
-
-def any_source() -> int:
-    return _mpi().ANY_SOURCE
-
-
-def any_tag() -> int:
-    return _mpi().ANY_TAG
