@@ -3,6 +3,7 @@ and the node sub-coordinators on one machine (HPCOPT_NODE_SIZE)."""
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -113,9 +114,12 @@ def test_os_exit_without_isolation_ends_the_job_nonzero_naming_rank_and_task(tmp
     proc = run(["sweep", cfg], n=n, timeout=90)
     assert proc.returncode == 1, proc.stderr
     assert time.monotonic() - t0 < 60
-    rank = 0 if n == 1 else 1
-    assert f"error on rank {rank}" in proc.stderr
-    assert "called os._exit(0) in the objective" in proc.stderr and "task " in proc.stderr
+    found = re.search(r"error on rank (\d+) .*task (\d+) called os\._exit\(0\) in the "
+                      r"objective on rank (\d+)", proc.stderr)
+    assert found, proc.stderr
+    rank, task, rank_again = map(int, found.groups())
+    assert rank == rank_again and (rank == 0 if n == 1 else rank >= 1)
+    assert task >= 20          # the task that did it: x = 2 (grid of 5 x 5, x slowest)
     assert 'isolation = "process"' in proc.stderr
 
 

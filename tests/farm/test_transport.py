@@ -2,7 +2,6 @@
 
 import pickle
 import subprocess
-import threading
 import time
 from pathlib import Path
 
