@@ -192,8 +192,9 @@ class SweepEvaluator:
         fast path for cheap objectives); the same values as evaluate() one by one."""
         if self.cfg.local_method != "none":
             return None
-        for tid in task_ids.tolist():
-            self._starts.pop(tid, None)
+        if self._starts:                # starts prepared before (a retry path): not needed
+            for tid in task_ids.tolist():
+                self._starts.pop(tid, None)
         x0 = design_points(self.design, task_ids)
         inside = np.clip(x0, self.design.lower, self.design.upper)
         chi2: list[float] = []
@@ -226,7 +227,10 @@ def design_points(design, task_ids: np.ndarray) -> np.ndarray:
     ids = np.asarray(task_ids, dtype=np.int64)
     if len(ids) == 0:
         return np.zeros((0, len(design.param_names)))
-    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+    steps = np.diff(ids)
+    if (steps == 1).all():                    # one run (the farm hands out runs)
+        return design.points(int(ids[0]), int(ids[-1]) + 1)
+    breaks = np.flatnonzero(steps != 1) + 1
     return np.concatenate([design.points(int(run[0]), int(run[-1]) + 1)
                            for run in np.split(ids, breaks)])
 
