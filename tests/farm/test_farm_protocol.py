@@ -162,12 +162,12 @@ def test_prefetch_window_grows_for_short_tasks():
 def test_work_starts_when_every_worker_is_ready():
     """The fair first round: a worker that starts late still gets a first batch, and no
     task ran before it was ready."""
+    began = time.time()
     run = run_farm(4, 12, options=FarmOptions(chunk_size=1), start_delay={3: 0.3})
     rows = run.rows
     assert ids(rows) == list(range(12))
     assert {1, 2, 3} <= set(rows["rank"].tolist())
-    late_start = rows["t_start"][rows["rank"] == 3].min()
-    assert rows["t_start"].min() >= late_start - 0.3 + 0.25   # nothing before rank 3 was up
+    assert rows["t_start"].min() >= began + 0.3               # nothing before rank 3 was up
 
 
 def test_stop_on_the_coordinator_drains_every_worker_and_loses_no_row():
