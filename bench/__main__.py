@@ -16,10 +16,10 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 os.environ["PYTHONPATH"] = os.pathsep.join([str(BENCH), os.environ.get("PYTHONPATH", "")])
 
-SUITES = {"farm": "bench_farm", "kernels": "bench_kernels", "temper": "bench_temper",
-          "temper_mpi": "bench_temper_mpi", "hpo": "bench_hpo", "fit": "bench_fit",
-          "warmstart": "bench_warmstart", "hpo_mpi": "bench_hpo_mpi", "load": "bench_load",
-          "guards": "bench_guards"}
+SUITES = {"farm": "bench_farm", "farm_scaling": "bench_farm_scaling", "kernels": "bench_kernels",
+          "temper": "bench_temper", "temper_mpi": "bench_temper_mpi", "hpo": "bench_hpo",
+          "fit": "bench_fit", "warmstart": "bench_warmstart", "hpo_mpi": "bench_hpo_mpi",
+          "load": "bench_load", "guards": "bench_guards"}
 
 
 def main(argv: list[str]) -> int:

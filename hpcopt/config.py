@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .farm.tree import HIERARCHIES
 from .mpi.runtime import WAIT_POLICIES
 from .tomlread import Table, load_toml, parse_toml_text
 
@@ -33,6 +34,7 @@ class RunConfig:
     task_timeout: float | None = None  # seconds per task attempt
     isolation: str = "none"            # "process": each worker evaluates in a child process
     wait: str = "auto"                 # how waiting ranks poll: auto | quiet | spin (mpi.runtime)
+    hierarchy: str = "auto"            # dynamic sweeps: "nodes" puts a sub-coordinator per node
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ def parse_run(root: Table) -> RunConfig:
         task_timeout=timeout,
         isolation=t.str("isolation", "none", choices=ISOLATION),
         wait=t.str("wait", "auto", choices=WAIT_POLICIES),
+        hierarchy=t.str("hierarchy", "auto", choices=HIERARCHIES),
     )
     t.finish()
     return run

@@ -9,15 +9,23 @@ recorded as failed (or timed out) and the campaign goes on.  The MPI rank
 itself never runs user code, so nothing the objective does can take the job
 down.
 
-Protocol (parent -> child): {"task_id", "attempt", "payload"}; (child ->
-parent): {"report": [step, value]} (answered by {"stop": bool}) any number of
-times, then {"status", "values", "message"}.
+Protocol (parent -> child): {"task_id", "attempt", "payload", "nonce"}; (child ->
+parent): {"report": [step, value], "nonce"} (answered by {"stop": bool}) any
+number of times, then {"status", "values", "message", "nonce"}.  The nonce is
+new for every task and a line without it is ignored, and the child keeps the
+protocol on private descriptors: its own stdout and stdin become stderr and
+/dev/null (so what the objective prints never reaches the pipe), programs it
+starts do not inherit the pipe (close-on-exec), and a child it forks gets
+/dev/null in its place and leaves at once if it comes back into the loop.  So
+nothing but the evaluator's own answer can become a task's value.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -32,6 +40,8 @@ from .mpi.runtime import STOP_SIGNALS
 from .store import schema
 
 STARTUP_TIMEOUT = 300.0   # importing numpy/scipy/numba and building the problem
+
+log = logging.getLogger("hpcopt")
 
 
 class SandboxEvaluator:
@@ -51,21 +61,28 @@ class SandboxEvaluator:
         proc = subprocess.Popen([sys.executable, "-m", "hpcopt.sandbox"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True, bufsize=1,
                                 env=_child_env())
-        proc.stdin.write(json.dumps(self.spec) + "\n")
+        nonce = secrets.token_hex(8)
+        proc.stdin.write(json.dumps({**self.spec, "nonce": nonce}) + "\n")
         proc.stdin.flush()
-        ready = _read_line(proc, STARTUP_TIMEOUT)
-        if not isinstance(ready, str) or not ready or json.loads(ready).get("ready") is not True:
-            code = _kill(proc)
-            raise RuntimeError(f"the isolated evaluator process did not start (exit {code}): "
-                               f"{ready!r}")
-        return proc
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            line = _read_line(proc, max(deadline - time.monotonic(), 0.0))
+            if line is TIMED_OUT or not line:
+                code = _kill(proc)
+                raise RuntimeError(f"the isolated evaluator process did not start (exit "
+                                   f"{code}): {line if line is not TIMED_OUT else 'no answer'!r}")
+            msg = _message(line, nonce)
+            if msg is not None and msg.get("ready") is True:
+                return proc
 
     def evaluate(self, task: Task, report) -> Outcome:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = self._start()
         proc = self.proc
+        nonce = secrets.token_hex(8)
         proc.stdin.write(json.dumps({"task_id": task.task_id, "attempt": task.attempt,
-                                     "payload": task.payload}, default=_jsonable) + "\n")
+                                     "payload": task.payload, "nonce": nonce},
+                                    default=_jsonable) + "\n")
         proc.stdin.flush()
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         while True:
@@ -79,7 +96,9 @@ class SandboxEvaluator:
             if not line:                          # end of file: the child died
                 self.proc = None
                 return Outcome(schema.FAILED, {}, f"evaluator process died: {_describe(proc.wait())}")
-            msg = json.loads(line)
+            msg = _message(line, nonce)
+            if msg is None:
+                continue
             if "report" in msg:
                 step, value = msg["report"]
                 proc.stdin.write(json.dumps({"stop": bool(report(step, value))}) + "\n")
@@ -105,6 +124,19 @@ def _child_env() -> dict:
 
 
 TIMED_OUT = object()
+
+
+def _message(line: str, nonce: str) -> dict | None:
+    """The child's message on `line`, or None for a line that is not one (no JSON object,
+    or not this task's nonce: something else wrote into the pipe)."""
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        msg = None
+    if not isinstance(msg, dict) or msg.get("nonce") != nonce:
+        log.debug(f"isolated evaluator: ignored a line that is not its answer: {line[:200]!r}")
+        return None
+    return msg
 
 
 def _read_line(proc: subprocess.Popen, timeout: float | None):
@@ -148,39 +180,69 @@ def _child_evaluator(spec: dict):
     return get(spec["kind"]).sandbox_evaluator(spec)
 
 
+def _private_protocol() -> tuple:
+    """Move the protocol off stdin/stdout onto descriptors only this process uses (module
+    docstring); return the (reader, writer) file objects."""
+    proto_in, proto_out = os.dup(0), os.dup(1)        # os.dup: not inherited across exec
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)                                     # the objective's prints go to stderr
+
+    def hide_in_forked_child() -> None:
+        os.dup2(devnull, proto_in)
+        os.dup2(devnull, proto_out)
+
+    os.register_at_fork(after_in_child=hide_in_forked_child)
+    return os.fdopen(proto_in, "r"), os.fdopen(proto_out, "w")
+
+
+def _leave_signals_to_the_rank() -> None:
+    """The rank decides when to stop (after the current task): stop signals sent to the
+    whole job or process group must not kill the task half-way (it would be recorded as
+    failed instead of staying pending), and the child must not outlive its rank."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda signum, frame: None)   # not SIG_IGN: exec resets handlers
+    if sys.platform.startswith("linux"):
+        import ctypes
+        try:
+            ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)   # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def child_main() -> int:
     from .timelimit import TaskTimeout
-    # stop signals are for the rank, which finishes its task and then ends this process:
-    # a Ctrl-C that reaches the whole terminal's process group (or scancel's SIGTERM to
-    # every process of the step) must not turn the running task into a failed row
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-    stdin, stdout = sys.stdin, sys.stdout
-    sys.stdout = sys.stderr            # the objective's prints must not corrupt the protocol
+    _leave_signals_to_the_rank()
+    stdin, stdout = _private_protocol()
+    me = os.getpid()
     spec = json.loads(stdin.readline())
     evaluator = _child_evaluator(spec)
-    stdout.write(json.dumps({"ready": True}) + "\n")
+    stdout.write(json.dumps({"ready": True, "nonce": spec.get("nonce")}) + "\n")
     stdout.flush()
+    nonce = None
 
     def report(step: int, value: float) -> bool:
-        stdout.write(json.dumps({"report": [int(step), float(value)]}) + "\n")
+        stdout.write(json.dumps({"report": [int(step), float(value)], "nonce": nonce}) + "\n")
         stdout.flush()
         return bool(json.loads(stdin.readline())["stop"])
 
     for line in stdin:
         msg = json.loads(line)
+        nonce = msg.get("nonce")
         task = Task(msg["task_id"], msg["attempt"], msg["payload"])
         try:
             status, values, message = evaluator.evaluate(task, report)
         except TaskTimeout:
             raise
-        except Exception as exc:  # noqa: BLE001 - a failing objective is a result
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - a result
             status, values, message = schema.FAILED, {}, f"{type(exc).__name__}: {exc}"
+        if os.getpid() != me:          # a child the objective forked came back here
+            os._exit(0)
         values = {k: _jsonable(v) if isinstance(v, (np.ndarray, np.generic)) else v
                   for k, v in values.items()}
         # Python's json writes and reads NaN/Infinity, so failed fits travel as they are
         stdout.write(json.dumps({"status": int(status), "values": values,
-                                 "message": message}) + "\n")
+                                 "message": message, "nonce": nonce}) + "\n")
         stdout.flush()
     return 0
 

@@ -1,7 +1,7 @@
 """The SPMD runtime: the world, quiet waits, clean abort, stop signals.
 
-Everything that touches MPI directly (besides the farm protocol in
-:mod:`hpcopt.farm`) lives here.  Three rules it enforces:
+Everything that touches MPI directly (besides the task farm's messages in
+:mod:`hpcopt.mpi.transport`) lives here.  Three rules it enforces:
 
 * a rank that waits does not burn a core another rank needs: waits poll a
   non-blocking request and sleep with exponential backoff (MPICH and Open MPI
@@ -300,6 +300,18 @@ def stop_requested() -> bool:
     return _STOP["signal"] is not None or _STOP["reason"] is not None
 
 
+def stop_signal() -> int | None:
+    """The stop signal received (or requested by another rank), None if none."""
+    return _STOP["signal"]
+
+
+def request_stop_signal(signum: int) -> None:
+    """Stop as if `signum` had arrived here: another rank received it (the task farm
+    forwards a worker's stop signal to the coordinator, which stops every rank)."""
+    if _STOP["signal"] is None:
+        _STOP["signal"] = int(signum)
+
+
 def stop_signal_name() -> str | None:
     sig = _STOP["signal"]
     return signal.Signals(sig).name if sig is not None else None
@@ -348,45 +360,3 @@ def run_spmd(main: Callable[[World], int]) -> int:
             time.sleep(ABORT_GRACE)
             world.abort(1)
         os._exit(1)
-
-
-def recv_quietly(comm, source: int, tag: int, *, timeout: float | None = None):
-    """Receive (obj, source, tag) of the next matching message, sleeping with backoff.
-
-    Returns None when `timeout` seconds pass without a message (so a caller can
-    look at its clock, stop flags or deadlines between polls).
-    """
-    MPI = _mpi()
-    status = MPI.Status()
-    backoff = Backoff()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        message = comm.improbe(source=source, tag=tag, status=status)
-        if message is not None:
-            return message.recv(), status.Get_source(), status.Get_tag()
-        if deadline is not None and time.monotonic() >= deadline:
-            return None
-        backoff.sleep()
-
-
-def poll(comm, source: int, tag: int):
-    """(obj, source, tag) of a message that has already arrived, else None (never waits)."""
-    MPI = _mpi()
-    status = MPI.Status()
-    message = comm.improbe(source=source, tag=tag, status=status)
-    if message is None:
-        return None
-    return message.recv(), status.Get_source(), status.Get_tag()
-
-
-def send_quietly(comm, obj: Any, dest: int, tag: int) -> None:
-    """Send without spinning if the receiver is not ready (large messages are not eager)."""
-    wait_quietly(comm.isend(obj, dest=dest, tag=tag))
-
-
-def any_source() -> int:
-    return _mpi().ANY_SOURCE
-
-
-def any_tag() -> int:
-    return _mpi().ANY_TAG

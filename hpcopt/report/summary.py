@@ -94,7 +94,11 @@ def contract_json(summary: dict) -> dict:
     return finite({k: summary[k] for k in JSON_KEYS if k in summary})
 
 
-def format_text(summary: dict, hooks) -> str:
+def format_text(summary: dict, hooks=None) -> str:
+    """The text summary; `hooks`: the kind's report hooks (default: the summary's kind's)."""
+    if hooks is None:
+        from ..campaign.registry import get
+        hooks = get(summary["campaign"]).report
     s = summary
     c = s["counts"]
     lines = [f"{s['path']}: {s['kind']} campaign, {s['status']}",

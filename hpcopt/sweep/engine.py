@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..campaign.contract import RunOutcome, Session
-from ..farm import FarmOptions, Outcome, Task, run_dynamic, run_static
+from ..farm import (FarmOptions, ManyOutcome, Outcome, Task, TaskBatch, concat_rows, run_dynamic,
+                    run_static)
 from ..imports import load_callable
 from ..progress import Progress
 from ..store import schema
@@ -108,10 +110,13 @@ def with_warm_starts(cfg: SweepConfig, design: StartDesign, warm: np.ndarray | N
     return WarmStartDesign(design, np.asarray(warm, dtype=float), cfg.warmstart.design_fraction)
 
 
-def reduced(chi2: float, problem, design: StartDesign) -> float:
-    """chi2 per degree of freedom: points - free parameters - closed-form nuisance parameters."""
+def reduced(chi2, problem, design: StartDesign):
+    """chi2 per degree of freedom: points - free parameters - closed-form nuisance parameters
+    (a float, or an array of them)."""
     dof = problem.n_points - design.dim - problem.n_nuisance
-    return chi2 / dof if problem.n_points and dof > 0 else math.nan
+    if problem.n_points and dof > 0:
+        return chi2 / dof
+    return np.full(np.shape(chi2), math.nan) if np.ndim(chi2) else math.nan
 
 
 # ---------------------------------------------------------------------------------------
@@ -121,22 +126,84 @@ class SweepEvaluator:
     """Every rank: start point of a task -> refined fit -> row values."""
 
     def __init__(self, cfg: SweepConfig, problem, design: StartDesign):
-        from .local import refine
-        self.refine = refine
+        from .local import evaluate_only, refine, start_chi2
+        self.refine, self.evaluate_only, self.start_chi2 = refine, evaluate_only, start_chi2
         self.cfg, self.problem, self.design = cfg, problem, design
+        # the starts of the batches in hand (prepare): task id -> (start, start within bounds)
+        self._starts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def prepare(self, task_ids: np.ndarray) -> None:
+        """The starts of a batch at once (the farm calls this before evaluating the batch
+        one task at a time)."""
+        x0 = design_points(self.design, task_ids)
+        inside = np.clip(x0, self.design.lower, self.design.upper)
+        self._starts.update(zip(task_ids.tolist(), zip(x0, inside)))
 
     def inputs(self, task: Task) -> dict:
-        return {"x0": self.design.point(task.task_id)}
+        start = self._starts.get(task.task_id)
+        return {"x0": self.design.point(task.task_id) if start is None else start[0]}
 
     def evaluate(self, task: Task, report) -> Outcome:
-        x0 = self.design.point(task.task_id)   # cheap: an index unravel or a table row
-        res = self.refine(self.problem, x0, self.design.lower, self.design.upper,
-                          self.cfg.local_method, max_nfev=self.cfg.max_nfev)
+        start = self._starts.pop(task.task_id, None)
+        if start is not None and self.cfg.local_method == "none":
+            x0 = start[0]       # refine(..., "none") without its per-call conversions
+            res = self.evaluate_only(self.problem, start[1])
+        else:
+            x0 = self.design.point(task.task_id) if start is None else start[0]
+            res = self.refine(self.problem, x0, self.design.lower, self.design.upper,
+                              self.cfg.local_method, max_nfev=self.cfg.max_nfev)
         values = {"x0": x0, "x": res.x, "objective": res.chi2, "n_eval": res.nfev,
                   "chi2_reduced": reduced(res.chi2, self.problem, self.design)}
         if res.status == "ok":
             return Outcome(schema.OK, values, "")
         return Outcome(schema.FAILED, values, res.message)
+
+    def evaluate_many(self, task_ids: np.ndarray) -> ManyOutcome | None:
+        """Method "none": the starts of many tasks in one loop, rows as columns (the farm's
+        fast path for cheap objectives); the same values as evaluate() one by one."""
+        if self.cfg.local_method != "none":
+            return None
+        if self._starts:                # starts prepared before (a retry path): not needed
+            for tid in task_ids.tolist():
+                self._starts.pop(tid, None)
+        x0 = design_points(self.design, task_ids)
+        inside = np.clip(x0, self.design.lower, self.design.upper)
+        chi2: list[float] = []
+        times = [time.time()]           # task i ran from times[i] to times[i + 1]
+        messages: dict[int, str] = {}
+        problem, start_chi2, error = self.problem, self.start_chi2, None
+        with np.errstate(all="ignore"):
+            for i, x in enumerate(inside):
+                try:
+                    value, why = start_chi2(problem, x)
+                except BaseException as exc:  # noqa: BLE001 - the farm records it
+                    error = exc
+                    break
+                chi2.append(value)
+                times.append(time.time())
+                if why:
+                    messages[i] = why
+        done = len(chi2)
+        objective = np.array(chi2, dtype=float)
+        times = np.array(times)
+        status = np.where(np.isfinite(objective), schema.OK, schema.FAILED)
+        values = {"x0": x0[:done], "x": inside[:done], "objective": objective,
+                  "n_eval": np.ones(done, np.int32),
+                  "chi2_reduced": reduced(objective, self.problem, self.design)}
+        return ManyOutcome(done, status, values, messages, times[:-1], np.diff(times), error)
+
+
+def design_points(design, task_ids: np.ndarray) -> np.ndarray:
+    """design.point(i) for every i of `task_ids`, one points() call per run of consecutive ids."""
+    ids = np.asarray(task_ids, dtype=np.int64)
+    if len(ids) == 0:
+        return np.zeros((0, len(design.param_names)))
+    steps = np.diff(ids)
+    if (steps == 1).all():                    # one run (the farm hands out runs)
+        return design.points(int(ids[0]), int(ids[-1]) + 1)
+    breaks = np.flatnonzero(steps != 1) + 1
+    return np.concatenate([design.points(int(run[0]), int(run[-1]) + 1)
+                           for run in np.split(ids, breaks)])
 
 
 class SweepSource:
@@ -158,6 +225,12 @@ class SweepSource:
         task = Task(int(self.pending[self.next_index]))
         self.next_index += 1
         return task
+
+    def next_tasks(self, n: int) -> TaskBatch:
+        """Up to n pending tasks at once (the farm asks for whole batches)."""
+        ids = self.pending[self.next_index:self.next_index + n]
+        self.next_index += len(ids)
+        return TaskBatch(ids)
 
     def exhausted(self) -> bool:
         return self.next_index >= len(self.pending)
@@ -181,9 +254,19 @@ class SweepSource:
 
     def write(self) -> None:
         if self.buffer:
-            self.store.write_rows(TABLE, np.concatenate(self.buffer))
+            rows = concat_rows(self.buffer, self.dtype)
             self.buffer.clear()
             self.n_buffered = 0
+            ids = rows["task_id"]
+            lo, hi = int(ids.min()), int(ids.max()) + 1
+            if len(rows) < hi - lo <= 4 * len(rows):
+                # the chunks of interleaved workers: one read and one write of their span
+                # instead of one write per run (h5py: ~1 ms each); rank 0 is the table's
+                # only writer in dynamic mode, so the span holds nothing newer than the file
+                block = self.store.read_rows(TABLE, lo, hi)
+                block[ids - lo] = rows
+                rows = block
+            self.store.write_rows(TABLE, rows)
         self.store.flush()
         self.clock.wrote()
 
@@ -237,7 +320,8 @@ def run_sweep(session: Session) -> RunOutcome:
     # an isolated task is timed by its sandbox (which can kill it), not by SIGALRM
     options = FarmOptions(chunk_size=chunk_size(cfg, n_tasks, world.size),
                           max_retries=plan.run.max_retries,
-                          task_timeout=None if isolated else plan.run.task_timeout)
+                          task_timeout=None if isolated else plan.run.task_timeout,
+                          hierarchy=plan.run.hierarchy)
     evaluator = _evaluator(plan, problem, design, warm)
     progress = session.start_progress(n_tasks, done=int(done.sum()), label="sweep")
     if plan.run.mode == "static":

@@ -9,6 +9,7 @@ fail the start instead of the campaign.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
@@ -100,10 +101,10 @@ def refine(problem: FitProblem, x0, lower, upper, method: str, *,
     upper = np.asarray(upper, dtype=np.float64)
     x0 = np.clip(np.asarray(x0, dtype=np.float64), lower, upper)
     if method == "none":
-        return _evaluate_only(problem, x0)
+        return evaluate_only(problem, x0)
     free = lower < upper
     if not free.any():
-        return _evaluate_only(problem, x0)
+        return evaluate_only(problem, x0)
     # Optimize z with x[free] = origin + scale * z.  minimize methods: the box becomes
     # [0, 1]^d, so simplex sizes, finite-difference steps and tolerances suit every
     # problem.  least_squares: z = x / |x0|, so its norm-based xtol sees every parameter
@@ -172,16 +173,26 @@ def _minimize(track: _Tracked, method: str, z0, zlo, zhi, max_nfev):
                     bounds=list(zip(zlo, zhi)), options=options)
 
 
-def _evaluate_only(problem: FitProblem, x0: np.ndarray) -> LocalResult:
+def start_chi2(problem: FitProblem, x0: np.ndarray) -> tuple[float, str]:
+    """Method "none" at one start: (chi2, "") or (inf, why the start failed).  Errors of
+    hpcopt itself propagate.  Call it inside np.errstate(all="ignore")."""
     try:
-        with np.errstate(all="ignore"):
-            chi2 = float(problem.chi2(x0))
+        chi2 = float(problem.chi2(x0))
     except HpcoptError:
         raise
-    except Exception as exc:  # noqa: BLE001
-        return LocalResult(x0, np.inf, 1, "failed", f"{type(exc).__name__}: {exc}", False)
-    if not np.isfinite(chi2):
-        return LocalResult(x0, np.inf, 1, "failed", "model not finite at the start point", False)
+    except Exception as exc:  # noqa: BLE001 - a start that breaks the model fails alone
+        return math.inf, f"{type(exc).__name__}: {exc}"
+    if not math.isfinite(chi2):
+        return math.inf, "model not finite at the start point"
+    return chi2, ""
+
+
+def evaluate_only(problem: FitProblem, x0: np.ndarray) -> LocalResult:
+    """Method "none": chi2 at `x0` (a float64 point within the bounds), no refinement."""
+    with np.errstate(all="ignore"):
+        chi2, why = start_chi2(problem, x0)
+    if why:
+        return LocalResult(x0, np.inf, 1, "failed", why, False)
     return LocalResult(x0, chi2, 1, "ok", "evaluated", True)
 
 

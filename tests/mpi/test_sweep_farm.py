@@ -94,7 +94,11 @@ def test_failed_task_is_retried_on_another_rank(tmp_path):
 
 def test_retries_exhausted_give_failed_rows(tmp_path):
     cfg = config(tmp_path, func="rank_flaky", local="none", run_extra="max_retries = 2")
-    run(["sweep", cfg], n=2, check=True)           # rank 1 is the only worker: always fails
+    proc = run(["sweep", cfg], n=2)               # rank 1 is the only worker: always fails
+    # no task succeeded: exit 4 with the number of failures and the first error
+    assert proc.returncode == 4, proc.stderr
+    assert "no task succeeded: 25 failed; the first error: RuntimeError: rank 1 is broken" \
+        in proc.stderr
     rows = read_table(tmp_path / "out.h5", "tasks")
     assert (rows["status"] == 2).all()
     assert (rows["attempts"] == 3).all()
