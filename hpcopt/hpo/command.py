@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,7 +173,8 @@ class HpoSource:
         self.dtype = table_dtype(plan.hpo)
         self.next_row = next_row
         self.rank_of: dict[int, int] = {}
-        self.pending_rows: list[dict] = []
+        self.unflushed: list[dict] = []     # rows whose storage operations may not be written
+        self.pending_rows: list[dict] = []  # rows to write (their trials are in the storage)
         self.clock = FlushClock()
         self.sign = -1.0 if plan.hpo.hpo.direction == "maximize" else 1.0
 
@@ -205,7 +207,7 @@ class HpoSource:
 
     def tick(self) -> None:
         self.policy.heartbeat()
-        if self.pending_rows and self.clock.due():
+        if self.clock.due():
             self.write()
 
     # -- rows --------------------------------------------------------------------------------
@@ -214,14 +216,19 @@ class HpoSource:
             row = trial_row(rec, self.plan.hpo.space, self.rank_of.pop(rec.number, -1))
             row["objective"] = row.pop("value")
             row["status"] = STATUS_OF_STATE[rec.state]
-            self.pending_rows.append(row)
+            self.unflushed.append(row)
             value = row["objective"]
             self.progress.update(1, self.sign * value if rec.state == "complete"
                                  and math.isfinite(value) else None)
-        if self.pending_rows and self.clock.due():
+        if self.unflushed and self.clock.due():
             self.write()
 
     def write(self) -> None:
+        """Rows to the result file, after the storage holds their trials (group commit: a
+        row never claims a trial that a resume would run again)."""
+        if self.policy.flush():
+            self.pending_rows += self.unflushed
+        self.unflushed.clear()            # after a storage failure: re-run on resume
         if self.pending_rows:
             rows = np.zeros(len(self.pending_rows), dtype=self.dtype)
             for i, row in enumerate(self.pending_rows):
@@ -231,7 +238,7 @@ class HpoSource:
             self.store.write_rows(TABLE, rows, positions=positions)
             self.next_row += len(rows)
             self.pending_rows.clear()
-        self.store.flush()
+            self.store.flush()
         self.clock.wrote()
 
 
@@ -261,7 +268,9 @@ def run_hpo(world: World, plan: HpoPlan, *, resume: bool, quiet: bool = False) -
                              growable=True)},
                          attrs={"config_path": str(plan.file.path.resolve())})
         policy = HpoPolicy.from_config(plan.hpo, seed=plan.run.seed, stream=plan.stream,
-                                       n_workers=max(world.size - 1, 1), resume=plan.join)
+                                       n_workers=max(world.size - 1, 1), resume=plan.join,
+                                       result_file=str(plan.output.path),
+                                       has_workers=world.size > 1)
         next_row, known = 0, set()
         if resume:
             status = store.read_column(TABLE, "status")
@@ -269,8 +278,10 @@ def run_hpo(world: World, plan: HpoPlan, *, resume: bool, quiet: bool = False) -
             known = set(store.read_column(TABLE, "task_id")[:next_row].tolist())
         progress = Progress(settings.n_trials, label="hpo", quiet=quiet, done=next_row)
         source = HpoSource(policy, plan, store, progress, next_row)
-        if resume:   # finished trials the file missed (written to the storage, not yet to HDF5)
-            source.add([r for r in policy.finished_records() if r.number not in known])
+        if resume:   # finished trials the file missed (written to the storage, not yet to HDF5);
+            # only this file's own: a sibling array task's trials are in its own file
+            source.add([r for r in policy.finished_records(str(plan.output.path))
+                        if r.number not in known])
     apply_on_workers(world, plan.resources)
     evaluator = make_evaluator(plan, world)
     options = FarmOptions(chunk_size=1, max_retries=0, task_timeout=None, prefetch=False)
@@ -281,7 +292,8 @@ def run_hpo(world: World, plan: HpoPlan, *, resume: bool, quiet: bool = False) -
         source.add(source.policy.close("stopped by a signal" if stats.interrupted else "done"))
         source.write()
         best = source.policy.best()
-        status = "interrupted" if stats.interrupted else "complete"
+        failed = source.policy.storage_error
+        status = "interrupted" if stats.interrupted or failed else "complete"
         if best is not None:
             params, value = best
             store.set_attrs("best", {"params": params, "objective": value})
@@ -290,18 +302,25 @@ def run_hpo(world: World, plan: HpoPlan, *, resume: bool, quiet: bool = False) -
         source.progress.close()
         summary = {"status": status, "path": str(plan.output.path), "best": best,
                    "n_rows": source.next_row, "elapsed": time.monotonic() - t0,
-                   "signal": stop_signal_name(), "study": settings.study_name,
-                   "storage": storage_text(settings.storage)}
+                   "signal": stop_signal_name() or ("a storage failure" if failed else None),
+                   "study": settings.study_name, "storage": storage_text(settings.storage),
+                   "stop_reason": source.policy.stop_reason}
     return summary
 
 
 def storage_text(spec) -> str:
-    return f"{spec.kind}:{spec.location}" if spec.location else spec.kind
+    """The storage as optuna-dashboard and the optuna CLI take it: a journal's plain path,
+    a database URL, or "memory"."""
+    return spec.location if spec.location else spec.kind
 
 
 def format_summary(s: dict) -> str:
     lines = [f"results: {s['path']} ({s['status']}; {s['n_rows']} trials recorded; "
              f"{s['elapsed']:.1f} s); study {s['study']!r} in {s['storage']}"]
+    if s.get("stop_reason"):
+        lines.append(f"stopped: {s['stop_reason']}")
+    if s["storage"] != "memory":
+        lines.append(f"dashboard: optuna-dashboard {shlex.quote(s['storage'])}")
     if s["best"] is None:
         lines.append("best: none (no trial completed)")
     else:

@@ -39,6 +39,11 @@ class SklearnGPSampler(BaseSampler):
         self._rng = np.random.default_rng()
         self._random.reseed_rng()
 
+    def reseed(self, seed: int) -> None:
+        """Restart the random state at `seed` (hpcopt reseeds before every draw)."""
+        self._rng = np.random.default_rng(seed)
+        self._random = RandomSampler(seed=seed)
+
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial
                                     ) -> dict[str, BaseDistribution]:
         return {name: d for name, d in self._space.calculate(study).items()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from dataclasses import replace
 import math
 import numbers
 import time
@@ -178,10 +179,35 @@ def load_objective(config: HpoConfig, check: Callable[[Callable], Any] | None = 
     return func
 
 
+class ProposingRunner:
+    """A runner that also draws the next trial on this worker while the trial runs, when
+    the coordinator asks for it (TrialSpec.propose_seed; see propose.py)."""
+
+    def __init__(self, runner: Runner, config: HpoConfig):
+        from .propose import WorkerProposer
+        self.runner = runner
+        self.proposer = WorkerProposer(config.hpo, config.space)
+
+    def __call__(self, spec: TrialSpec, report: ReportFn | None = None,
+                 worker: str = "") -> TrialOutcome:
+        pending = None if spec.propose_seed is None else self.proposer.start(spec.propose_seed)
+        outcome = self.runner(spec, report, worker=worker)
+        proposal = self.proposer.result(pending)
+        if proposal is None:
+            return outcome
+        return replace(outcome, proposal=proposal)
+
+
 def make_runner(config: HpoConfig, trial_root: str | Path | None = None) -> Runner:
-    """The trial runner for ``[objective]``: a PythonRunner or a CommandRunner."""
+    """The trial runner for ``[objective]``: a PythonRunner or a CommandRunner (wrapped in
+    a ProposingRunner when workers may be asked to draw trials)."""
+    from .samplers import REPLICA_SAMPLERS
     if config.objective.function is not None:
-        return PythonRunner(load_objective(config))
-    from .external import CommandRunner
-    root = trial_root or config.objective.workdir or Path.cwd() / "trials"
-    return CommandRunner(config.objective, Path(root))
+        runner: Runner = PythonRunner(load_objective(config))
+    else:
+        from .external import CommandRunner
+        root = trial_root or config.objective.workdir or Path.cwd() / "trials"
+        runner = CommandRunner(config.objective, Path(root))
+    if config.hpo.storage.kind == "journal" and config.hpo.sampler in REPLICA_SAMPLERS:
+        return ProposingRunner(runner, config)
+    return runner

@@ -86,6 +86,21 @@ class Param:
                                    step=int(self.step or 1))
         return FloatDistribution(float(self.low), float(self.high), log=self.log, step=self.step)
 
+    def values(self) -> list[Any] | None:
+        """Every value of a discrete parameter (real values); None when continuous."""
+        if self.kind == "fixed":
+            return [self.value]
+        if self.kind == "categorical":
+            return list(self.choices)
+        if self.kind == "int":
+            if self.log:
+                return list(range(int(self.low), int(self.high) + 1))
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        if self.step is None:
+            return None
+        n = int(math.floor((self.high - self.low) / self.step + 1e-9))
+        return [float(self.low + k * self.step) for k in range(n + 1)]
+
     def encode(self, value: Any) -> Any:
         """Real value -> Optuna's external value."""
         return _to_json(value) if self.json_choices else value
@@ -164,6 +179,26 @@ class SearchSpace:
             elif p.name in optuna_params:
                 real[p.name] = p.decode(optuna_params[p.name])
         return real
+
+    def enumerate(self, limit: int) -> list[dict[str, Any]] | None:
+        """Every point of a discrete space (real values of its active parameters, fixed
+        ones included), or None when a parameter is continuous or there are more than
+        `limit` points."""
+        points: list[dict[str, Any]] = [{}]
+        for p in self.params:
+            values = p.values()
+            if values is None:
+                return None
+            grown = []
+            for point in points:
+                if not self._active(p, point):
+                    grown.append(point)
+                    continue
+                grown += [{**point, p.name: v} for v in values]
+                if len(grown) > limit:
+                    return None
+            points = grown
+        return points
 
     def encode(self, real: dict[str, Any]) -> dict[str, Any]:
         """Real values -> Optuna params (fixed and inactive ones left out), e.g. for enqueue."""

@@ -220,6 +220,7 @@ def test_a_trial_asked_but_never_claimed_by_a_killed_coordinator_is_requeued(tmp
     first.tell_result(TrialOutcome(s0.number, "complete", branin(s0.params)))
     orphan = first.study.ask()                     # the kill: no owner recorded
     first._write_heartbeat(closed=True)            # its coordinator is gone
+    first.flush()                                  # (group commit: written on flush)
     second = HpoPolicy(settings(storage=spec, n_trials=4), space, resume=True)
     state = {t.number: t.state for t in second.study.get_trials(deepcopy=False)}
     assert state[orphan.number] == optuna.trial.TrialState.FAIL

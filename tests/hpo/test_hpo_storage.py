@@ -157,6 +157,7 @@ def _killed_coordinator(journal, conn):
         done += policy.tell_result(TrialOutcome(spec.number, "complete", branin(spec.params)))
     more = policy.ask()
     done += policy.tell_result(TrialOutcome(more.number, "complete", branin(more.params)))
+    policy.flush()                            # group commit: results are durable once flushed
     conn.send([(r.number, r.value) for r in done] + [("running", s.params) for s in specs[1:]])
     os._exit(0)                               # killed: two trials stay RUNNING in the journal
 
