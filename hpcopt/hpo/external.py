@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..objective_value import objective_value
 from .config import ObjectiveConfig
 from .objective import Reporter
 from .trials import ReportFn, TrialOutcome, TrialSpec
@@ -257,10 +258,13 @@ def read_result(path: Path, returncode: int, key: str = "value"
     value = data.get(key)
     if data.get("pruned") is True and value is None:
         return None, info, None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(float(value)):
+    try:
+        number = objective_value(value, f"{path.name}: {key!r}")
+    except TypeError as exc:
+        return None, info, str(exc)
+    if not math.isfinite(number):
         return None, info, f"{path.name}: {key!r} must be a finite number, got {value!r}"
-    return float(value), info, None
+    return number, info, None
 
 
 def _status_text(returncode: int) -> str:

@@ -8,7 +8,8 @@ stop (:meth:`HpoPolicy.report`). Objectives:
   returns a number, or a dict with ``"value"`` and more JSON (kept as ``info``).
   When ``report`` has said stop, the objective should return (any value) or raise
   :class:`TrialPruned`; the trial is recorded as pruned with its last reported value.
-* Exceptions, NaN/inf and non-numbers make the trial fail with the error recorded;
+* Exceptions, NaN/inf and non-numbers (hpcopt.objective_value: no strings, no
+  booleans) make the trial fail with the error recorded;
   ``trial_timeout`` raises :class:`TrialTimeout` inside the objective (SIGALRM, main
   thread; code stuck in C is interrupted when it returns to Python).
 """
@@ -27,6 +28,7 @@ from typing import Any, Callable
 
 from ..errors import ConfigError
 from ..imports import load_callable
+from ..objective_value import objective_value
 from ..timelimit import TaskTimeout, time_limit
 from .config import HpoConfig
 from .trials import ReportFn, TrialOutcome, TrialSpec
@@ -133,9 +135,10 @@ def parse_result(result: Any) -> tuple[float | None, dict, str | None]:
         if "value" not in result:
             return None, info, "objective returned a dict without 'value'"
         result = result["value"]
-    if isinstance(result, bool) or not isinstance(result, numbers.Real):
-        return None, info, f"objective returned {type(result).__name__}, expected a number"
-    value = float(result)
+    try:
+        value = objective_value(result)
+    except TypeError as exc:
+        return None, info, str(exc)
     if not math.isfinite(value):
         return None, info, f"objective returned {value}"
     return value, _jsonable(info), None
