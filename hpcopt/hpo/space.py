@@ -99,7 +99,9 @@ class Param:
         if self.step is None:
             return None
         n = int(math.floor((self.high - self.low) / self.step + 1e-9))
-        return [float(self.low + k * self.step) for k in range(n + 1)]
+        # as Optuna rounds a stepped float: k * step + low, clipped to the range
+        return [float(min(max(k * self.step + self.low, self.low), self.high))
+                for k in range(n + 1)]
 
     def encode(self, value: Any) -> Any:
         """Real value -> Optuna's external value."""
