@@ -179,6 +179,16 @@ def load_objective(config: HpoConfig, check: Callable[[Callable], Any] | None = 
         (check or report_mode)(func)
     except ValueError as exc:
         raise ConfigError(str(exc), key="objective.function", source=config.source) from None
+    space = getattr(config, "space", None)
+    if hasattr(func, "hpcopt_params") and space is not None:   # a built-in that declares them
+        from .objectives import params_problem
+        problem = params_problem(func, space.names)
+        if problem:
+            unknown = [n for n in space.names if n not in
+                       set(func.hpcopt_params[0]) | set(func.hpcopt_params[1])]
+            raise ConfigError(f"{config.objective.function} {problem}",
+                              key=f"space.{unknown[0]}" if unknown else "space",
+                              source=config.source)
     return func
 
 

@@ -75,3 +75,52 @@ def test_rows_hold_real_params_and_one_float_column_per_numeric_param():
         again = record_from_frozen(policy.study.trials[rec.number], space)   # from storage only
         assert again.params == rec.params and again.value == rec.value
         assert again.intermediate == rec.intermediate
+
+
+# -- built-in objectives declare their parameters (issue 15 item 3) ---------------------------
+
+BUILTIN_CONFIG = """
+[hpo]
+n_trials = 2
+storage = "memory"
+[objective]
+function = "hpcopt.hpo.objectives:{name}"
+[space]
+{space}
+[output]
+path = "out.h5"
+"""
+
+
+def _validate(tmp_path, name, space):
+    from hpcopt.hpo.command import prepare
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(BUILTIN_CONFIG.format(name=name, space=space))
+    return prepare(cfg, None, resume=False, force=False)
+
+
+def test_digits_mlp_refuses_an_unknown_parameter_at_validation(tmp_path):
+    """digits_mlp silently ignored `lr`: four trials from 3e-4 to 0.07 gave one value."""
+    from hpcopt.errors import ConfigError
+    with pytest.raises(ConfigError) as err:
+        _validate(tmp_path, "digits_mlp", 'lr = { type = "loguniform", low = 1e-4, high = 0.1 }')
+    assert err.value.key == "space.lr" and err.value.exit_code == 2
+    assert "'lr'" in str(err.value) and "learning_rate_init" in str(err.value)
+
+
+def test_builtins_name_missing_required_parameters(tmp_path):
+    from hpcopt.errors import ConfigError
+    with pytest.raises(ConfigError, match="missing parameter 'x2'"):
+        _validate(tmp_path, "branin", 'x1 = { type = "uniform", low = -5.0, high = 10.0 }')
+    _validate(tmp_path, "branin", 'x1 = { type = "uniform", low = -5.0, high = 10.0 }\n'
+                                  'x2 = { type = "uniform", low = 0.0, high = 15.0 }')
+    _validate(tmp_path, "digits_sgd", 'alpha = { type = "loguniform", low = 1e-6, high = 0.1 }\n'
+                                      'epochs = 2')
+
+
+def test_a_direct_call_with_an_unknown_parameter_raises():
+    from hpcopt.hpo.objectives import branin, digits_mlp
+    with pytest.raises(ValueError, match="unknown parameter 'lr'"):
+        digits_mlp({"lr": 0.01, "epochs": 1})
+    with pytest.raises(ValueError, match="did you mean 'x1'"):
+        branin({"x1": 1.0, "x2": 2.0, "x_1": 0.0})
