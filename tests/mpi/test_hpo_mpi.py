@@ -53,12 +53,14 @@ def test_study_runs_every_trial_once(tmp_path, n):
     assert set(report["best"]["params"]) == {"x", "y"}
 
 
-def test_deterministic_mode_gives_the_same_trials_at_any_rank_count(tmp_path):
+@pytest.mark.parametrize("extra", ["max_concurrent = 2", ""])
+def test_deterministic_mode_gives_the_same_trials_at_any_rank_count(tmp_path, extra):
+    """Also without max_concurrent (issue 13 item 6: -n 3 differed unless it was set)."""
     results = []
     for n in RANKS:
         d = tmp_path / str(n)
         d.mkdir()
-        run(["hpo", study(d, extra="deterministic = true\nmax_concurrent = 2")], n=n, check=True)
+        run(["hpo", study(d, extra="deterministic = true\n" + extra)], n=n, check=True)
         rows = np.sort(rows_of(d), order="task_id")
         results.append((rows["params_json"].tolist(), rows["objective"].tolist()))
     assert results[0] == results[1] == results[2]
@@ -136,3 +138,100 @@ def test_sigusr1_stops_cleanly_and_resume_finishes(tmp_path):
     run(["hpo", cfg, "--resume"], n=3, check=True, HPOOBJ_SLEEP="0")
     done = rows_of(tmp_path)
     assert (done["status"] == 1).sum() == 30
+
+
+def _points(rows):
+    done = rows[rows["status"] == 1]
+    return done["params_json"].tolist()
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_resume_after_sigterm_repeats_no_point(tmp_path, sampler):
+    """Stopped by SIGTERM at about 6 of 12 trials, the old code re-ran trials 0-5 exactly."""
+    cfg = study(tmp_path, func="slow_quad", n=12, sampler=sampler)
+    proc = start(["hpo", cfg], n=3, HPOOBJ_SLEEP="0.3")
+    wait_for_rows(tmp_path / "study.h5", "trials", 5, timeout=120)
+    kill_group(proc, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    before = _points(rows_of(tmp_path))
+    assert 5 <= len(before) < 12
+    run(["hpo", cfg, "--resume"], n=3, check=True, HPOOBJ_SLEEP="0")
+    rows = rows_of(tmp_path)
+    points = _points(rows)
+    assert len(points) == 12 and len(set(points)) == 12, "a resumed study repeated a point"
+    assert len(set(rows["task_id"].tolist())) == len(rows)          # every trial once
+
+
+ARRAY_STUDY = """
+[hpo]
+sampler = "random"
+n_trials = 20
+storage = "shared.journal"
+study_name = "shared"
+[objective]
+function = "hpoobj:slow_quad"
+[space]
+x = { type = "uniform", low = -5.0, high = 5.0 }
+y = { type = "uniform", low = -5.0, high = 5.0 }
+[run]
+seed = 5
+[output]
+path = "study.h5"
+"""
+
+
+def test_array_tasks_keep_their_own_trials_on_resume(tmp_path):
+    """Two array tasks share one study; resuming one must not copy the other's trials into
+    its file (up to 54 trials appeared in two per-task files)."""
+    cfg = write_config(tmp_path / "array.toml", ARRAY_STUDY)
+    procs = [start(["hpo", cfg, "-o", tmp_path / f"task{k}.h5"], n=2, cwd=tmp_path,
+                   SLURM_ARRAY_TASK_ID=str(k), HPOOBJ_SLEEP="0.05") for k in (0, 1)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+    run(["hpo", cfg, "-o", tmp_path / "task0.h5", "--resume"], n=2, cwd=tmp_path, check=True,
+        SLURM_ARRAY_TASK_ID="0")
+    ids = []
+    for k in (0, 1):
+        rows = read_table(tmp_path / f"task{k}.h5", "trials")
+        rows = rows[rows["status"] != 0]
+        assert len(set(rows["task_id"].tolist())) == len(rows)       # once within a file
+        report = json.loads(run(["report", tmp_path / f"task{k}.h5", "--json"],
+                                check=True).stdout)
+        assert report["n_ok"] == int((rows["status"] == 1).sum())
+        ids += rows["task_id"].tolist()
+    assert sorted(ids) == list(range(20))      # over both files: each trial exactly once
+
+
+COMMAND_STUDY = """
+[hpo]
+sampler = "random"
+n_trials = 6
+trial_timeout = 600
+[objective]
+command = ["{python}", "-c", "import time; time.sleep(60)"]
+[space]
+x = { type = "uniform", low = -5.0, high = 5.0 }
+[output]
+path = "study.h5"
+"""
+
+
+def test_sigterm_ends_a_job_whose_command_trials_run_long(tmp_path):
+    """A stop signal terminates external commands (trial_timeout is 600 s, the command
+    sleeps 60 s): the job checkpoints and exits 3 within seconds; resume re-runs them."""
+    import time
+    cfg = write_config(tmp_path / "cmd.toml", COMMAND_STUDY)
+    proc = start(["hpo", cfg], n=3, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(tmp_path.glob("study_trials/trial_*"))) < 2:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    kill_group(proc, signal.SIGTERM)
+    _, err = proc.communicate(timeout=45)
+    assert proc.returncode == 3, err
+    assert time.monotonic() - t0 < 30
+    report = json.loads(run(["report", tmp_path / "study.h5", "--json"], check=True).stdout)
+    assert report["status"] == "interrupted"
