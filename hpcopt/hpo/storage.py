@@ -325,9 +325,16 @@ class GroupCommitJournalStorage(JournalStorage):
                        for entry in self._pending).encode("utf-8")
         rest = "".join(json.dumps(entry, separators=(",", ":")) + "\n"
                        for entry in trailing).encode("utf-8")
-        backend._lock.acquire()               # noqa: SLF001
         try:
-            with open(backend._file_path, "r+b") as f:   # noqa: SLF001
+            backend._lock.acquire()           # noqa: SLF001  (writes a small file too)
+        except OSError as exc:
+            self._failed = exc
+            raise StorageWriteError(exc.errno or errno.EIO,
+                                    f"cannot lock the study journal {self.path}: "
+                                    f"{exc.strerror or exc}") from exc
+        try:
+            # unbuffered: a failed write must not come back from close() as a second error
+            with open(backend._file_path, "r+b", buffering=0) as f:   # noqa: SLF001
                 _drop_partial_tail(f)
                 self._sync_with_backend()     # others' logs up to the end (we hold the lock)
                 end = f.seek(0, os.SEEK_END)
@@ -336,8 +343,9 @@ class GroupCommitJournalStorage(JournalStorage):
                     raise ValueError(f"journal {self.path} has an unreadable record before "
                                      f"byte {end}; it cannot be appended to")
                 try:
-                    f.write(kept + rest)
-                    f.flush()
+                    data = memoryview(kept + rest)
+                    while data:
+                        data = data[f.write(data):]
                     os.fsync(f.fileno())
                 except OSError as exc:
                     self._failed = exc
@@ -348,6 +356,13 @@ class GroupCommitJournalStorage(JournalStorage):
                     raise StorageWriteError(exc.errno or errno.EIO,
                                             f"cannot write the study journal {self.path}: "
                                             f"{exc.strerror or exc}") from exc
+        except StorageWriteError:
+            raise
+        except OSError as exc:                # opening or repairing the file failed
+            self._failed = exc
+            raise StorageWriteError(exc.errno or errno.EIO,
+                                    f"cannot write the study journal {self.path}: "
+                                    f"{exc.strerror or exc}") from exc
         finally:
             backend._lock.release()           # noqa: SLF001
         self.n_appends += 1

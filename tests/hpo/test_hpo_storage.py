@@ -192,3 +192,86 @@ def test_open_storage_kinds(tmp_path, kind):
     storage = open_storage(spec)
     optuna.create_study(storage=storage).optimize(lambda t: 1.0, n_trials=1)
     assert (tmp_path / "x" / "j.journal").exists() == (kind == "journal")
+
+
+# -- group commit and a journal that cannot be written ---------------------------------------
+
+def test_group_commit_writes_one_append_per_batch_and_readers_see_everything(tmp_path):
+    path = tmp_path / "s.journal"
+    storage = open_storage(StorageSpec("journal", str(path)))
+    storage.defer(True)
+    study = optuna.create_study(study_name="s", storage=storage)
+    before = storage.n_appends
+    for i in range(20):
+        trial = study.ask()                            # creating a trial: ordered, written now
+        trial.suggest_float("x", 0, 1)                 # kept
+        trial.set_user_attr("i", i)                    # kept
+        study.tell(trial, float(i))                    # kept, written with the next create
+    storage.flush()
+    assert storage.n_appends - before == 21            # one per trial (+ the last flush)
+    fresh = optuna.load_study(study_name="s", storage=open_storage(
+        StorageSpec("journal", str(path))))
+    assert [(t.value, t.user_attrs["i"]) for t in fresh.trials] == [(float(i), i)
+                                                                     for i in range(20)]
+    assert [t.params for t in fresh.trials] == [t.params for t in study.trials]
+
+
+def test_kept_operations_of_two_writers_interleave_correctly(tmp_path):
+    path = str(tmp_path / "s.journal")
+    a, b = (open_storage(StorageSpec("journal", path)) for _ in range(2))
+    a.defer(True)
+    b.defer(True)
+    sa = optuna.create_study(study_name="s", storage=a)
+    sb = optuna.load_study(study_name="s", storage=b)
+    ta, tb = sa.ask(), sb.ask()                        # numbers 0 and 1
+    ta.suggest_float("x", 0, 1)
+    tb.suggest_float("x", 0, 1)
+    sb.tell(tb, 2.0)
+    sa.tell(ta, 1.0)
+    b.flush()
+    a.flush()
+    for reader in (a, b, open_storage(StorageSpec("journal", path))):
+        trials = optuna.load_study(study_name="s", storage=reader).trials
+        assert [(t.number, t.value) for t in trials] == [(0, 1.0), (1, 2.0)]
+
+
+def _full_disk_after(monkeypatch, n_ok):
+    import errno
+    calls = {"n": 0}
+    real = os.fsync
+
+    def fsync(fd):
+        calls["n"] += 1
+        if calls["n"] > n_ok:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def test_a_full_disk_stops_the_policy_and_resume_tells_nothing_twice(tmp_path, monkeypatch):
+    """Issue 13 item 16, the policy's side: the journal write fails -> stop cleanly; rows
+    are only kept for trials the storage holds; the resumed study runs each trial once."""
+    journal = StorageSpec("journal", str(tmp_path / "s.journal"))
+    space = space_from(BRANIN_SPACE)
+    policy = HpoPolicy(settings(storage=journal, n_trials=30), space, seed=1)
+    _full_disk_after(monkeypatch, n_ok=12)
+    kept, pending = [], []                             # HpoSource's rule: flush, then write
+    for _ in range(200):
+        spec = policy.ask()
+        if spec is None:
+            break
+        pending += policy.tell_result(TrialOutcome(spec.number, "complete",
+                                                   branin(spec.params)))
+        if policy.flush():
+            kept += pending
+        pending = []
+    assert policy.storage_error and "No space left" in policy.storage_error
+    assert policy.ask() is None and policy.close() == []
+    monkeypatch.undo()                                 # space again
+    resumed = HpoPolicy(settings(storage=journal, n_trials=30), space, seed=1, resume=True)
+    records = drive(resumed, PythonRunner(branin))
+    numbers = [r.number for r in kept] + [r.number for r in records]
+    assert len(numbers) == len(set(numbers))           # nothing told twice
+    complete = [t for t in resumed.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 30 and {r.number for r in kept} <= {t.number for t in complete}
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 30

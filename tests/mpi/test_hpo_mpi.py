@@ -235,3 +235,58 @@ def test_sigterm_ends_a_job_whose_command_trials_run_long(tmp_path):
     assert time.monotonic() - t0 < 30
     report = json.loads(run(["report", tmp_path / "study.h5", "--json"], check=True).stdout)
     assert report["status"] == "interrupted"
+
+
+FULL_DISK_STUDY = """
+[hpo]
+sampler = "random"
+n_trials = 400
+storage = "{journal}"
+[objective]
+function = "hpoobj:quad"
+[space]
+x = {{ type = "uniform", low = -5.0, high = 5.0 }}
+y = {{ type = "uniform", low = -5.0, high = 5.0 }}
+[run]
+seed = 2
+[output]
+path = "study.h5"
+"""
+
+
+def _in_small_fs(size: str, tiny, saved, args, **env_extra):
+    """Run hpcopt (3 ranks) with `tiny` a tmpfs of `size` in a private mount namespace
+    (gone when the job ends): the journal is copied in from `saved` and back out."""
+    import shlex
+    from hpctest import command, env
+    script = (f"mount -t tmpfs -o size={size} tmpfs {tiny} && "
+              f"(cp {saved} {tiny}/s.journal 2>/dev/null || true); "
+              f"{shlex.join(command(args, 3))}; rc=$?; cp {tiny}/s.journal {saved}; exit $rc")
+    import subprocess
+    return subprocess.run(["unshare", "-m", "sh", "-c", script], env=env(**env_extra),
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_full_disk_under_the_journal_checkpoints_and_resume_finishes(tmp_path):
+    """Issue 13 item 16: ENOSPC from the journal mid-campaign -> status interrupted, exit 3,
+    a message naming the journal; rows kept; --resume finishes, no trial twice."""
+    tiny, saved = tmp_path / "tiny", tmp_path / "saved.journal"
+    tiny.mkdir()
+    cfg = write_config(tmp_path / "s.toml", FULL_DISK_STUDY.format(journal=tiny / "s.journal"))
+    proc = _in_small_fs("96k", tiny, saved, ["hpo", cfg])
+    assert proc.returncode == 3, proc.stderr
+    assert "No space left on device" in proc.stderr and str(tiny / "s.journal") in proc.stderr
+    assert "Traceback" not in proc.stderr
+    report = json.loads(run(["report", tmp_path / "study.h5", "--json"], check=True).stdout)
+    assert report["status"] == "interrupted"
+    before = rows_of(tmp_path)
+    assert 10 <= len(before) < 400
+    proc = _in_small_fs("64m", tiny, saved, ["hpo", cfg, "--resume"])
+    assert proc.returncode == 0, proc.stderr
+    rows = rows_of(tmp_path)
+    done = rows[rows["status"] == 1]
+    assert len(done) == 400 and len(set(rows["task_id"].tolist())) == len(rows)
+    assert len(set(done["params_json"].tolist())) == 400
+    by_id = {int(r["task_id"]): r for r in rows}
+    for r in before:                                              # nothing recorded lost
+        assert by_id[int(r["task_id"])]["objective"] == r["objective"]
