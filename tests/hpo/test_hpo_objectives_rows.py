@@ -124,3 +124,39 @@ def test_a_direct_call_with_an_unknown_parameter_raises():
         digits_mlp({"lr": 0.01, "epochs": 1})
     with pytest.raises(ValueError, match="did you mean 'x1'"):
         branin({"x1": 1.0, "x2": 2.0, "x_1": 0.0})
+
+
+# -- Optuna's tools (issue 15 item 8) ---------------------------------------------------------
+
+def test_the_summary_prints_the_storage_as_optunas_tools_take_it(tmp_path):
+    from hpcopt.hpo.command import format_summary, storage_text
+    from hpcopt.hpo.config import StorageSpec
+    journal = str(tmp_path / "study.h5.journal")
+    assert storage_text(StorageSpec("journal", journal)) == journal      # not "journal:..."
+    text = format_summary({"path": "study.h5", "status": "complete", "n_rows": 3,
+                           "elapsed": 1.0, "study": "study", "storage": journal,
+                           "best": None})
+    assert f"in {journal}" in text and f"dashboard: optuna-dashboard {journal}" in text
+    assert "optuna-dashboard" not in format_summary({
+        "path": "s.h5", "status": "complete", "n_rows": 3, "elapsed": 1.0, "study": "s",
+        "storage": "memory", "best": None})
+
+
+def test_the_optuna_cli_opens_the_journal_by_its_plain_path(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    from hpcopt.hpo.config import StorageSpec
+    journal = tmp_path / "s.journal"
+    policy = HpoPolicy(settings(storage=StorageSpec("journal", str(journal)), n_trials=3),
+                       space_from('x = { type = "uniform", low = 0.0, high = 1.0 }'))
+    drive(policy, PythonRunner(lambda p: p["x"]))
+    cli = str(Path(sys.executable).parent / "optuna")          # Optuna's own command line
+    out = subprocess.run([cli, "trials", "--storage", str(journal),
+                          "--study-name", "hpcopt", "-f", "json"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    trials = json.loads(out.stdout)
+    assert len(trials) == 3
+    durations = [t["user_attrs"]["duration_s"] for t in trials]
+    assert all(isinstance(d, float) and d >= 0 for d in durations)    # flat: sortable
