@@ -249,6 +249,10 @@ class GroupCommitJournalStorage(JournalStorage):
     all of them in one locked, fsynced append. Until then other processes do not see
     them, and a kill loses them: callers flush before they record anything elsewhere.
 
+    In deferred mode reads trust a view up to READ_INTERVAL old (one read of the file per
+    interval instead of one per call); creating or claiming a trial, and the first read
+    after a flush, always read the file first.
+
     A failed write (ENOSPC, EIO, a quota) raises :class:`StorageWriteError` and every
     later write raises it again: nothing is written after a failure.
     """
@@ -264,8 +268,22 @@ class GroupCommitJournalStorage(JournalStorage):
         self._pending: list[dict] = []
         self._failed: BaseException | None = None
         self.n_appends = 0          # locked appends written (benchmarks, tests)
+        self._synced_at = -1.0      # monotonic time of the last read of the file
+        self._must_sync = True      # a write of ours is still to be read back
         with self._thread_lock:
             self._sync_with_backend()
+
+    #: in deferred mode, reads trust a view at most this old (seconds): ordered operations
+    #: (creating and claiming trials) always read the file under the lock first
+    READ_INTERVAL = 0.05
+
+    def _sync_with_backend(self) -> None:
+        now = time.monotonic()
+        if (self._deferred and not self._must_sync
+                and now - self._synced_at < self.READ_INTERVAL):
+            return                  # one open+read of the file per interval, not per call
+        super()._sync_with_backend()
+        self._synced_at, self._must_sync = now, False
 
     # -- group commit ------------------------------------------------------------------------
     def defer(self, on: bool = True) -> None:
@@ -275,9 +293,11 @@ class GroupCommitJournalStorage(JournalStorage):
         self._deferred = on
 
     def flush(self) -> None:
-        """Write the kept operations (one locked, fsynced append); no-op when none."""
+        """Write the kept operations (one locked, fsynced append); no-op when none. The
+        next read then reads the file again."""
         with self._thread_lock:
             self._commit([])
+            self._must_sync = True
 
     @property
     def n_pending(self) -> int:
@@ -336,6 +356,7 @@ class GroupCommitJournalStorage(JournalStorage):
             # unbuffered: a failed write must not come back from close() as a second error
             with open(backend._file_path, "r+b", buffering=0) as f:   # noqa: SLF001
                 _drop_partial_tail(f)
+                self._must_sync = True
                 self._sync_with_backend()     # others' logs up to the end (we hold the lock)
                 end = f.seek(0, os.SEEK_END)
                 n_read = replay.log_number_read
@@ -366,6 +387,7 @@ class GroupCommitJournalStorage(JournalStorage):
         finally:
             backend._lock.release()           # noqa: SLF001
         self.n_appends += 1
+        self._must_sync = bool(trailing)      # the caller reads its own record back
         n_kept = len(self._pending)
         backend._log_number_offset[n_read + n_kept] = end + len(kept)   # noqa: SLF001
         replay.log_number_read = n_read + n_kept

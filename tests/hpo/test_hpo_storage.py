@@ -219,8 +219,9 @@ def test_group_commit_writes_one_append_per_batch_and_readers_see_everything(tmp
 def test_kept_operations_of_two_writers_interleave_correctly(tmp_path):
     path = str(tmp_path / "s.journal")
     a, b = (open_storage(StorageSpec("journal", path)) for _ in range(2))
-    a.defer(True)
-    b.defer(True)
+    for storage in (a, b):
+        storage.defer(True)
+        storage.READ_INTERVAL = 0.0     # see the other writer's records at once
     sa = optuna.create_study(study_name="s", storage=a)
     sb = optuna.load_study(study_name="s", storage=b)
     ta, tb = sa.ask(), sb.ask()                        # numbers 0 and 1
