@@ -203,12 +203,12 @@ class ProposingRunner:
 
     def __call__(self, spec: TrialSpec, report: ReportFn | None = None,
                  worker: str = "") -> TrialOutcome:
-        pending = None if spec.propose_seed is None else self.proposer.start(spec.propose_seed)
+        if spec.propose_seed is None:
+            return self.runner(spec, report, worker=worker)
+        self.proposer.start(spec.propose_seed)
         outcome = self.runner(spec, report, worker=worker)
-        proposal = self.proposer.result(pending)
-        if proposal is None:
-            return outcome
-        return replace(outcome, proposal=proposal)
+        proposal = self.proposer.take()          # never waits: rank 0 draws if not ready
+        return outcome if proposal is None else replace(outcome, proposal=proposal)
 
 
 def make_runner(config: HpoConfig, trial_root: str | Path | None = None) -> Runner:

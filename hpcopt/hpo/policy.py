@@ -83,6 +83,7 @@ A_RUN = "hpcopt_run"          # {"started": unix time, "duration": s, "worker": 
 A_DURATION = "duration_s"     # the trial's wall seconds on its worker, flat (dashboard sorts)
 A_FILE = "hpcopt_result_file"  # the result file that records the trial (array tasks)
 A_DUPLICATE = "hpcopt_duplicate"   # drawn point repeated an earlier trial: never run
+A_DRAWN = "hpcopt_drawn_on"        # "worker" (its replica), "rank 0", or "space" (enumerated)
 HEARTBEAT_PREFIX = "hpcopt:heartbeat:"       # study system attr per coordinator
 _NOT_COUNTED = (A_OVER, A_INTERRUPTED, A_RETRIED, A_DUPLICATE)
 _MAX_ERROR = 4000
@@ -245,13 +246,14 @@ class HpoPolicy:
             return tid, frozen.number
         if not self._direct:
             return self._ask_optuna()
-        params = self._pick()
-        if params is None:
+        picked = self._pick()
+        if picked is None:
             return None
+        params, drawn_on = picked
         template = optuna.trial.create_trial(
             state=TrialState.RUNNING, params=params,
             distributions={n: self.space[n].distribution() for n in params},
-            user_attrs=self._claim_attrs())
+            user_attrs={**self._claim_attrs(), A_DRAWN: drawn_on})
         template.datetime_start = _dt.datetime.now()
         tid = storage.create_new_trial(self._sid, template_trial=template)
         number = storage.get_trial(tid).number
@@ -303,27 +305,28 @@ class HpoPolicy:
             return
         self._proposals.append(params)
 
-    def _pick(self) -> dict[str, Any] | None:
-        """Optuna params of a point the study does not hold yet (see the module docstring)."""
+    def _pick(self) -> tuple[dict[str, Any], str] | None:
+        """(Optuna params of a point the study does not hold yet, where it was drawn); see
+        the module docstring. None when a discrete space is exhausted."""
         while self._proposals:
             params = self._proposals.pop()             # the newest: drawn on the freshest data
             if self._is_new(params):
-                return params
+                return params, "worker"
         key = self._study_size()
         for attempt in range(MAX_REDRAWS):
             params = draw(self._view, self.space, draw_seed(self.seed, self.stream, key, attempt))
             if self._is_new(params):
-                return params
+                return params, "rank 0"
         for attempt in range(MAX_RANDOM_DRAWS):
             params = draw(self._uniform, self.space,
                           draw_seed(self.seed, self.stream, key, MAX_REDRAWS + attempt))
             if self._is_new(params):
-                return params
+                return params, "rank 0"
         left = self._unevaluated()
         if left is None:                               # continuous or huge: accept it
             log.warning("drew a point the study already holds %d times; running it again",
                         MAX_REDRAWS + MAX_RANDOM_DRAWS)
-            return params
+            return params, "rank 0"
         if not left:
             self.stop_reason = (f"the search space is exhausted: all {len(self._enumerated)} "
                                 "parameter sets have been evaluated")
@@ -331,7 +334,7 @@ class HpoPolicy:
             self._stopped = self.stop_reason
             return None
         rng = np.random.default_rng(draw_seed(self.seed, self.stream, key, 2**20))
-        return left[int(rng.integers(len(left)))]
+        return left[int(rng.integers(len(left)))], "space"
 
     def _study_size(self) -> int:
         if isinstance(self._storage, GroupCommitJournalStorage):

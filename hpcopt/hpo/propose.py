@@ -141,7 +141,10 @@ class WorkerProposer:
     """A worker's replica of the study and the sampler that draws on it, in one thread.
 
     ``start(seed)`` syncs the replica and draws in the background while the trial runs;
-    ``result(future)`` waits for the draw (None if it failed: the coordinator then draws).
+    ``take()`` returns the draw if it is ready and never waits for it (the worker's own
+    first draw replays the journal and imports the sampler's modules: the coordinator
+    draws meanwhile). A draw still running when the next trial starts is kept and sent
+    with that trial instead of starting another one.
     """
 
     def __init__(self, settings: HpoSettings, space: SearchSpace):
@@ -151,6 +154,7 @@ class WorkerProposer:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpcopt-propose")
         self._view: optuna.Study | None = None
         self._open = lambda: open_storage(settings.storage, read_only=True)
+        self._pending: Future | None = None
 
     def _study(self) -> optuna.Study:
         if self._view is None:
@@ -169,14 +173,18 @@ class WorkerProposer:
                             "the coordinator draws it", type(exc).__name__, exc)
                 return None
 
-    def start(self, seed: int) -> Future:
-        return self._pool.submit(self._draw, seed)
+    def start(self, seed: int) -> None:
+        """Draw in the background (unless a draw is still pending)."""
+        if self._pending is None:
+            self._pending = self._pool.submit(self._draw, seed)
 
-    @staticmethod
-    def result(future: Future | None, timeout: float = 600.0) -> dict[str, Any] | None:
-        if future is None:
+    def take(self) -> dict[str, Any] | None:
+        """The pending draw if it is done (then it is consumed), else None."""
+        pending = self._pending
+        if pending is None or not pending.done():
             return None
+        self._pending = None
         try:
-            return future.result(timeout=timeout)
-        except Exception:  # noqa: BLE001 - timeout: the coordinator draws
+            return pending.result()
+        except Exception:  # noqa: BLE001 - the coordinator draws instead
             return None
