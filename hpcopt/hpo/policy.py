@@ -203,13 +203,13 @@ class HpoPolicy:
         if created is None:                            # the space is exhausted
             self._flush_final()
             return None
-        tid, number = created
+        tid, frozen = created
+        number = frozen.number
         storage = self._storage
         if self._counted_through(number) > self.settings.n_trials:
             storage.set_trial_user_attr(tid, A_OVER, True)   # a sibling coordinator was faster
             self.study.tell(number, state=TrialState.FAIL)
             return None
-        frozen = storage.get_trial(tid)
         attrs = frozen.user_attrs
         spec = TrialSpec(number=number, params=self.space.decode(frozen.params),
                          attempt=int(attrs.get(A_ATTEMPT, 0)), retry_of=attrs.get(A_RETRY_OF),
@@ -228,9 +228,9 @@ class HpoPolicy:
             attrs[A_FILE] = self.result_file
         return attrs
 
-    def _new_trial(self) -> tuple[int, int] | None:
+    def _new_trial(self) -> tuple[int, FrozenTrial] | None:
         """Start a trial in the storage: a queued one (retry, re-run) first, else a new
-        point; (trial id, number), or None when a discrete space has nothing left."""
+        point; (trial id, the trial), or None when a discrete space has nothing left."""
         storage = self._storage
         tid = self._pop_waiting()
         if tid is not None:
@@ -243,7 +243,7 @@ class HpoPolicy:
                         storage.set_trial_param(tid, name, dist.to_internal_repr(value), dist)
             for key, value in self._claim_attrs().items():
                 storage.set_trial_user_attr(tid, key, value)
-            return tid, frozen.number
+            return tid, storage.get_trial(tid)
         if not self._direct:
             return self._ask_optuna()
         picked = self._pick()
@@ -256,9 +256,9 @@ class HpoPolicy:
             user_attrs={**self._claim_attrs(), A_DRAWN: drawn_on})
         template.datetime_start = _dt.datetime.now()
         tid = storage.create_new_trial(self._sid, template_trial=template)
-        number = storage.get_trial(tid).number
-        self._remember(params, number)
-        return tid, number
+        frozen = storage.get_trial(tid)
+        self._remember(params, frozen.number)
+        return tid, frozen
 
     def _pop_waiting(self) -> int | None:
         """Claim the oldest WAITING trial (first claim wins across coordinators)."""
@@ -271,7 +271,7 @@ class HpoPolicy:
                 continue
         return None
 
-    def _ask_optuna(self) -> tuple[int, int]:
+    def _ask_optuna(self) -> tuple[int, FrozenTrial]:
         """Samplers that need their trial in the storage while drawing (CMA-ES): create,
         reseed from the trial number, suggest; a repeated point is marked and redrawn."""
         storage = self._storage
@@ -289,7 +289,7 @@ class HpoPolicy:
                 for key, value in self._claim_attrs().items():
                     storage.set_trial_user_attr(tid, key, value)
                 self._remember(params, number)
-                return tid, number
+                return tid, storage.get_trial(tid)
             storage.set_trial_user_attr(tid, A_DUPLICATE, True)
             self.study.tell(number, state=TrialState.FAIL)
         raise AssertionError("unreachable")
@@ -522,13 +522,14 @@ class HpoPolicy:
     def _finish(self, o: TrialOutcome) -> TrialRecord:
         tid = self._trials.pop(o.number)
         spec = self._specs.pop(o.number)
-        self._reporting.pop(o.number, None)
         state, value, error = o.state, o.value, o.error
         if state == "complete" and (value is None or not math.isfinite(value)):
             state, error = "failed", f"objective returned {value!r}"
         retried = False
         storage = self._storage
-        if storage.get_trial(tid).state.is_finished():
+        reported = self._reporting.pop(o.number, None) is not None
+        current = storage.get_trial(tid)
+        if current.state.is_finished():
             log.warning("trial %d was re-queued by another coordinator while it ran here "
                         "(this one looked dead); its result goes to the result file only",
                         o.number)
@@ -549,11 +550,13 @@ class HpoPolicy:
                 retried = True
                 # enqueue first, then un-count: a sibling may briefly see one trial too
                 # many (and wait), never one too few (and overrun n_trials)
-                self.study.enqueue_trial(storage.get_trial(tid).params, user_attrs={
+                self.study.enqueue_trial(current.params, user_attrs={
                     A_RETRY_OF: spec.retry_of if spec.retry_of is not None else o.number,
                     A_ATTEMPT: spec.attempt + 1})
                 storage.set_trial_user_attr(tid, A_RETRIED, True)
             self.study.tell(o.number, state=TrialState.FAIL, skip_if_finished=True)
+        if not reported and state != "pruned":       # nothing more to read back
+            return self._record(o, spec, state, value, error, retried, {})
         frozen = storage.get_trial(tid)
         if state == "pruned":
             value = frozen.value

@@ -48,21 +48,26 @@ def draw_seed(seed: int, stream: int, key: int, attempt: int = 0, where: int = 0
     return int(np.random.SeedSequence(seed, spawn_key=spawn).generate_state(1)[0])
 
 
+def _restart(state: LazyRandomState, value: int) -> None:
+    state.rng.seed(value)        # in place: building a new RandomState costs far more
+
+
 def reseed(sampler: BaseSampler, value: int) -> None:
     """Restart the random state of `sampler` (and its fallback sampler) at `value`."""
     from .gp import SklearnGPSampler
     if isinstance(sampler, RandomSampler):
-        sampler._rng = LazyRandomState(value)                      # noqa: SLF001
+        _restart(sampler._rng, value)                              # noqa: SLF001
     elif isinstance(sampler, TPESampler):
-        sampler._rng = LazyRandomState(value)                      # noqa: SLF001
+        _restart(sampler._rng, value)                              # noqa: SLF001
         reseed(sampler._random_sampler, (value + 1) % 2**32)       # noqa: SLF001
     elif isinstance(sampler, SklearnGPSampler):
         sampler.reseed(value)
     else:
-        if hasattr(sampler, "_cma_rng"):
-            sampler._cma_rng = LazyRandomState(value)              # noqa: SLF001
-        elif hasattr(sampler, "_rng") and not isinstance(sampler, QMCSampler):
-            sampler._rng = LazyRandomState(value)                  # noqa: SLF001  (GPSampler)
+        if isinstance(getattr(sampler, "_cma_rng", None), LazyRandomState):
+            _restart(sampler._cma_rng, value)                      # noqa: SLF001
+        elif isinstance(getattr(sampler, "_rng", None), LazyRandomState) \
+                and not isinstance(sampler, QMCSampler):
+            _restart(sampler._rng, value)                          # noqa: SLF001  (GPSampler)
         inner = getattr(sampler, "_independent_sampler", None)
         if inner is not None:
             reseed(inner, (value + 1) % 2**32)

@@ -290,3 +290,18 @@ def test_a_full_disk_under_the_journal_checkpoints_and_resume_finishes(tmp_path)
     by_id = {int(r["task_id"]): r for r in rows}
     for r in before:                                              # nothing recorded lost
         assert by_id[int(r["task_id"])]["objective"] == r["objective"]
+
+
+def test_workers_draw_tpe_trials_at_3_ranks(tmp_path):
+    """With a journal, TPE's draws move to the workers (rank 0 only orders the writes)."""
+    import optuna
+    from hpcopt.hpo.config import StorageSpec
+    from hpcopt.hpo.storage import open_storage
+    cfg = study(tmp_path, func="slow_quad", n=30, extra="n_startup_trials = 5")
+    run(["hpo", cfg], n=3, check=True, HPOOBJ_SLEEP="0.15")
+    journal = StorageSpec("journal", str(tmp_path / "study.h5.journal"))
+    trials = optuna.load_study(study_name="study", storage=open_storage(journal)).trials
+    drawn = [t.user_attrs.get("hpcopt_drawn_on") for t in trials]
+    assert drawn.count("worker") >= 15, drawn
+    points = _points(rows_of(tmp_path))
+    assert len(points) == 30 and len(set(points)) == 30
