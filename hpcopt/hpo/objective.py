@@ -200,6 +200,8 @@ class ProposingRunner:
         from .propose import WorkerProposer
         self.runner = runner
         self.proposer = WorkerProposer(config.hpo, config.space)
+        if _is_worker_rank():         # warm up while the job starts, not on the first trial
+            self.proposer.warm()
 
     def __call__(self, spec: TrialSpec, report: ReportFn | None = None,
                  worker: str = "") -> TrialOutcome:
@@ -209,6 +211,15 @@ class ProposingRunner:
         outcome = self.runner(spec, report, worker=worker)
         proposal = self.proposer.take()          # never waits: rank 0 draws if not ready
         return outcome if proposal is None else replace(outcome, proposal=proposal)
+
+
+def _is_worker_rank() -> bool:
+    """A rank > 0 of a running MPI job (the only ranks the coordinator asks to draw)."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return False
+    return bool(MPI.Is_initialized() and MPI.COMM_WORLD.Get_rank() > 0)
 
 
 def make_runner(config: HpoConfig, trial_root: str | Path | None = None) -> Runner:

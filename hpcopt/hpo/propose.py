@@ -155,6 +155,28 @@ class WorkerProposer:
         self._view: optuna.Study | None = None
         self._open = lambda: open_storage(settings.storage, read_only=True)
         self._pending: Future | None = None
+        self._warmed = False
+
+    def warm(self) -> None:
+        """Load the sampler's lazily imported modules in the background now (scipy, for
+        TPE and GP: seconds on a busy node), so the first real draw is not late."""
+        self._warmed = True
+        self._pool.submit(self._warm)
+
+    def _warm(self) -> None:
+        try:
+            settings = self.settings
+            study = optuna.create_study(sampler=make_sampler(settings, 0),
+                                        direction=settings.direction)
+            view = draw_study(study, study.sampler)
+            for k in range(settings.n_startup_trials + 2):   # past the random start-up
+                params = draw(view, self.space, k)
+                study.add_trial(optuna.trial.create_trial(
+                    params=params, value=float(k),
+                    distributions={n: self.space[n].distribution() for n in params}))
+            draw(view, self.space, 0)
+        except Exception as exc:  # noqa: BLE001 - only a warm-up
+            log.debug("warming the worker's sampler failed: %s", exc)
 
     def _study(self) -> optuna.Study:
         if self._view is None:
@@ -174,7 +196,11 @@ class WorkerProposer:
                 return None
 
     def start(self, seed: int) -> None:
-        """Draw in the background (unless a draw is still pending)."""
+        """Draw in the background (unless a draw is still pending); the first call warms
+        the sampler up first."""
+        if not self._warmed:
+            self._warmed = True
+            self.warm()
         if self._pending is None:
             self._pending = self._pool.submit(self._draw, seed)
 
