@@ -61,6 +61,7 @@ import numpy as np
 import optuna
 from optuna.samplers import RandomSampler
 from optuna.storages import BaseStorage
+from optuna.study._tell import _tell_with_warning   # Study.tell minus a deep copy
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import ConfigError, ResultFileError
@@ -540,9 +541,9 @@ class HpoPolicy:
         if o.info:
             storage.set_trial_user_attr(tid, A_INFO, o.info)
         if state == "complete":
-            self.study.tell(o.number, value, skip_if_finished=True)
+            self._tell(o.number, value)
         elif state == "pruned":
-            self.study.tell(o.number, state=TrialState.PRUNED, skip_if_finished=True)
+            self._tell(o.number, state=TrialState.PRUNED)
         else:
             error = (error or "unknown error")[-_MAX_ERROR:]
             storage.set_trial_user_attr(tid, A_ERROR, error)
@@ -554,13 +555,19 @@ class HpoPolicy:
                     A_RETRY_OF: spec.retry_of if spec.retry_of is not None else o.number,
                     A_ATTEMPT: spec.attempt + 1})
                 storage.set_trial_user_attr(tid, A_RETRIED, True)
-            self.study.tell(o.number, state=TrialState.FAIL, skip_if_finished=True)
+            self._tell(o.number, state=TrialState.FAIL)
         if not reported and state != "pruned":       # nothing more to read back
             return self._record(o, spec, state, value, error, retried, {})
         frozen = storage.get_trial(tid)
         if state == "pruned":
             value = frozen.value
         return self._record(o, spec, state, value, error, retried, frozen.intermediate_values)
+
+    def _tell(self, number: int, value: float | None = None,
+              state: TrialState | None = None) -> None:
+        """study.tell without the deep copy of the trial it returns (unused here)."""
+        _tell_with_warning(self.study, number, value, state, skip_if_finished=True,
+                           suppress_warning=True)
 
     @staticmethod
     def _record(o: TrialOutcome, spec: TrialSpec, state: str, value: float | None,
