@@ -7,7 +7,8 @@
    early, fits ``ms/trial = a + b * n`` to the measured chunks and reports the average
    over 10,000 as an extrapolation (``"extrapolated": true``).
 2. Coordinator cost against history size (1,000 and 10,000 finished trials in a journal):
-   rank 0's work per trial (ask, tell, one group-commit append) when the workers draw the
+   rank 0's work per trial (ask, tell, one group-commit append; an fsync every 0.2 s, as
+   the campaign flushes before writing rows) when the workers draw the
    points on their replica (``worker_sampling``, TPE and GP) next to rank 0 drawing them
    itself (the baseline, same run), and the worker's draw time; max trials/s of one
    study = 1000 / (rank-0 ms per trial). Random draws on rank 0 (cheap).
@@ -127,6 +128,7 @@ def policy_overhead(sampler: str, n_trials: int, storage: str = "memory",
 
 
 WARMUP = 3     # trials before timing (imports, the replica's first replay)
+FLUSH_S = 0.2  # the campaign flushes (fsyncs) the journal this often (store FlushClock)
 
 
 def fsync_ms(n: int = 100) -> float:
@@ -180,6 +182,7 @@ def coordinator_cost(sampler: str, history: int, n: int = 100, worker_sampling: 
         proposer = WorkerProposer(settings, TRIVIAL_SPACE) if policy.worker_sampling else None
         rank0 = worker = 0.0
         proposal = None
+        flushed = time.perf_counter()
         for k in range(n + WARMUP):
             if k == WARMUP:
                 rank0 = worker = 0.0
@@ -189,6 +192,9 @@ def coordinator_cost(sampler: str, history: int, n: int = 100, worker_sampling: 
                 policy.offer(proposal)
             spec = policy.ask()                     # writes the kept tell with the new trial
             policy.tell_result(TrialOutcome(spec.number, "complete", _trivial(spec.params)))
+            if t0 - flushed >= FLUSH_S:             # HpoSource: flush (fsync), then rows
+                policy.flush()
+                flushed = t0
             t1 = time.perf_counter()
             rank0 += t1 - t0
             if proposer is not None:                # what the worker does while k runs

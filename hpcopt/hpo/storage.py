@@ -11,8 +11,8 @@ Default: Optuna's append-only journal file (:class:`JournalFileBackend`) with
   short by a kill (a partial last line would otherwise poison every later reader);
 * :class:`GroupCommitJournalStorage`, Optuna's JournalStorage with group commit (in
   deferred mode, operations on this process's own trials are applied at once in memory
-  and written together: one locked, fsynced append per batch instead of one per
-  operation) and O(1) views of a study's trials (no scan of the whole history per ask).
+  and written together: one locked append per batch instead of one per operation,
+  one fsync per flush) and O(1) views of a study's trials (no scan of the whole history per ask).
 
 An RDB URL (PostgreSQL/MySQL) is used as given. SQLite is only safe on a local disk.
 """
@@ -242,12 +242,14 @@ class _IndexedReplay(JournalStorageReplayResult):
 class GroupCommitJournalStorage(JournalStorage):
     """Optuna's JournalStorage with group commit and fast trial views.
 
-    Normally every operation is written at once (as in Optuna). After
+    Normally every operation is written and fsynced at once (as in Optuna). After
     :meth:`defer` (True), operations that commute with other processes' (see
     ``_DEFERRABLE``) are applied to this process's view at once and kept; the next
-    :meth:`flush`, or the next ordered operation (creating or claiming a trial), writes
-    all of them in one locked, fsynced append. Until then other processes do not see
-    them, and a kill loses them: callers flush before they record anything elsewhere.
+    ordered operation (creating or claiming a trial) appends all of them with it in one
+    locked append, and :meth:`flush` appends what is left and fsyncs once for everything
+    since the last flush. Kept operations are not visible to other processes and a kill
+    loses them; appended ones are visible at once and only a node crash before the
+    flush could lose them: callers flush before they record anything elsewhere.
 
     In deferred mode reads trust a view up to READ_INTERVAL old (one read of the file per
     interval instead of one per call); creating or claiming a trial, and the first read
@@ -269,6 +271,7 @@ class GroupCommitJournalStorage(JournalStorage):
         self._failed: BaseException | None = None
         self.n_appends = 0          # locked appends written (benchmarks, tests)
         self._synced_at = -1.0      # monotonic time of the last read of the file
+        self._unsynced = False      # appended since the last fsync (deferred mode)
         self._must_sync = True      # a write of ours is still to be read back
         with self._thread_lock:
             self._sync_with_backend()
@@ -293,10 +296,26 @@ class GroupCommitJournalStorage(JournalStorage):
         self._deferred = on
 
     def flush(self) -> None:
-        """Write the kept operations (one locked, fsynced append); no-op when none. The
+        """Write the kept operations and fsync the journal (one locked append, one fsync
+        for everything written since the last flush); no-op when there is nothing. The
         next read then reads the file again."""
         with self._thread_lock:
-            self._commit([])
+            if self._pending:
+                self._commit([], sync=True)
+            elif self._unsynced:
+                self._check_writable()
+                try:
+                    fd = os.open(self.path, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                except OSError as exc:
+                    self._failed = exc
+                    raise StorageWriteError(exc.errno or errno.EIO,
+                                            f"cannot write the study journal {self.path}: "
+                                            f"{exc.strerror or exc}") from exc
+                self._unsynced = False
             self._must_sync = True
 
     @property
@@ -325,7 +344,9 @@ class GroupCommitJournalStorage(JournalStorage):
                 replay.log_number_read -= 1
             self._pending.append(log)
             return
-        self._commit([log])
+        # deferred mode: an ordered record (a new trial) is appended under the lock now and
+        # fsynced with the next flush; callers flush before they record results elsewhere
+        self._commit([log], sync=not self._deferred)
 
     def _check_writable(self) -> None:
         if self._failed is not None:
@@ -333,10 +354,12 @@ class GroupCommitJournalStorage(JournalStorage):
                                     f"journal {self.path} is not writable after an earlier "
                                     f"failure ({self._failed})")
 
-    def _commit(self, trailing: list[dict]) -> None:
+    def _commit(self, trailing: list[dict], sync: bool = True) -> None:
         """Append the kept logs and then `trailing` under the lock (caller holds the thread
-        lock). The kept ones were applied already: the read position skips over them; the
-        trailing ones are read back by the caller's next sync, in log order."""
+        lock), and fsync if `sync`. The kept ones were applied already: the read position
+        skips over them; the trailing ones are read back by the caller's next sync, in log
+        order. Without fsync the records are visible to every other process at once (the
+        page cache; NFS writes them back on close), only a node crash could lose them."""
         if not self._pending and not trailing:
             return
         self._check_writable()
@@ -367,7 +390,8 @@ class GroupCommitJournalStorage(JournalStorage):
                     data = memoryview(kept + rest)
                     while data:
                         data = data[f.write(data):]
-                    os.fsync(f.fileno())
+                    if sync:
+                        os.fsync(f.fileno())
                 except OSError as exc:
                     self._failed = exc
                     try:                      # leave no partial record behind if we can
@@ -387,6 +411,7 @@ class GroupCommitJournalStorage(JournalStorage):
         finally:
             backend._lock.release()           # noqa: SLF001
         self.n_appends += 1
+        self._unsynced = not sync
         self._must_sync = bool(trailing)      # the caller reads its own record back
         n_kept = len(self._pending)
         backend._log_number_offset[n_read + n_kept] = end + len(kept)   # noqa: SLF001

@@ -236,7 +236,9 @@ def test_kept_operations_of_two_writers_interleave_correctly(tmp_path):
         assert [(t.number, t.value) for t in trials] == [(0, 1.0), (1, 2.0)]
 
 
-def _full_disk_after(monkeypatch, n_ok):
+def _full_disk_run(journal, n_ok, conn):
+    """A coordinator whose journal fsync fails with ENOSPC after `n_ok` calls; sends the
+    numbers of the records it kept (HpoSource's rule: flush, then write rows), exits."""
     import errno
     calls = {"n": 0}
     real = os.fsync
@@ -246,17 +248,9 @@ def _full_disk_after(monkeypatch, n_ok):
         if calls["n"] > n_ok:
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd)
-    monkeypatch.setattr(os, "fsync", fsync)
-
-
-def test_a_full_disk_stops_the_policy_and_resume_tells_nothing_twice(tmp_path, monkeypatch):
-    """Issue 13 item 16, the policy's side: the journal write fails -> stop cleanly; rows
-    are only kept for trials the storage holds; the resumed study runs each trial once."""
-    journal = StorageSpec("journal", str(tmp_path / "s.journal"))
-    space = space_from(BRANIN_SPACE)
-    policy = HpoPolicy(settings(storage=journal, n_trials=30), space, seed=1)
-    _full_disk_after(monkeypatch, n_ok=12)
-    kept, pending = [], []                             # HpoSource's rule: flush, then write
+    os.fsync = fsync
+    policy = HpoPolicy(settings(storage=journal, n_trials=30), space_from(BRANIN_SPACE), seed=1)
+    kept, pending = [], []
     for _ in range(200):
         spec = policy.ask()
         if spec is None:
@@ -266,13 +260,27 @@ def test_a_full_disk_stops_the_policy_and_resume_tells_nothing_twice(tmp_path, m
         if policy.flush():
             kept += pending
         pending = []
-    assert policy.storage_error and "No space left" in policy.storage_error
-    assert policy.ask() is None and policy.close() == []
-    monkeypatch.undo()                                 # space again
-    resumed = HpoPolicy(settings(storage=journal, n_trials=30), space, seed=1, resume=True)
+    conn.send((kept and [r.number for r in kept], policy.storage_error,
+               policy.ask() is None and policy.close() == []))
+    os._exit(0)
+
+
+def test_a_full_disk_stops_the_policy_and_resume_tells_nothing_twice(tmp_path):
+    """Issue 13 item 16, the policy's side: the journal write fails -> stop cleanly; rows
+    are only kept for trials the storage holds; the resumed study runs each trial once."""
+    journal = StorageSpec("journal", str(tmp_path / "s.journal"))
+    parent, child = FORK.Pipe()
+    proc = FORK.Process(target=_full_disk_run, args=(journal, 12, child))
+    proc.start()
+    kept, error, stopped = parent.recv()
+    proc.join(30)
+    assert error and "No space left" in error and stopped
+    assert 5 <= len(kept) <= 12
+    resumed = HpoPolicy(settings(storage=journal, n_trials=30), space_from(BRANIN_SPACE),
+                        seed=1, resume=True)
     records = drive(resumed, PythonRunner(branin))
-    numbers = [r.number for r in kept] + [r.number for r in records]
+    numbers = kept + [r.number for r in records]
     assert len(numbers) == len(set(numbers))           # nothing told twice
     complete = [t for t in resumed.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(complete) == 30 and {r.number for r in kept} <= {t.number for t in complete}
+    assert len(complete) == 30 and set(kept) <= {t.number for t in complete}
     assert len({tuple(sorted(t.params.items())) for t in complete}) == 30
