@@ -6,7 +6,13 @@
    with the number of trials; where 10,000 TPE trials would take too long the run stops
    early, fits ``ms/trial = a + b * n`` to the measured chunks and reports the average
    over 10,000 as an extrapolation (``"extrapolated": true``).
-2. Hartmann-6 best-value trajectories (``hartmann6_timed``: trials of random duration)
+2. Coordinator cost against history size (1,000 and 10,000 finished trials in a journal):
+   rank 0's work per trial (ask, tell, one group-commit append; an fsync every 0.2 s, as
+   the campaign flushes before writing rows) when the workers draw the
+   points on their replica (``worker_sampling``, TPE and GP) next to rank 0 drawing them
+   itself (the baseline, same run), and the worker's draw time; max trials/s of one
+   study = 1000 / (rank-0 ms per trial). Random draws on rank 0 (cheap).
+3. Hartmann-6 best-value trajectories (``hartmann6_timed``: trials of random duration)
    with optuna ``n_jobs=2`` and with concurrency 1, same budget and seed, for the
    time-to-target comparison against a 3-rank hpcopt run.
 
@@ -75,17 +81,28 @@ def _summarize(counts: list, times: list, n_trials: int, chunk: int) -> dict:
             "extrapolated": True}
 
 
-def optuna_overhead(sampler: str, n_trials: int, max_seconds: float = 120.0) -> dict:
-    """Plain optuna study.optimize on a trivial objective."""
+def optuna_overhead(sampler: str, n_trials: int, max_seconds: float = 120.0,
+                    journal: bool = False) -> dict:
+    """Plain optuna study.optimize on a trivial objective (in memory, or on Optuna's own
+    journal file backend)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=make_sampler(HpoSettings(sampler=sampler), seed=0))
+    tmp = tempfile.TemporaryDirectory()
+    storage = None
+    if journal:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+        storage = JournalStorage(JournalFileBackend(str(Path(tmp.name) / "optuna.journal")))
+    study = optuna.create_study(storage=storage,
+                                sampler=make_sampler(HpoSettings(sampler=sampler), seed=0))
 
     def objective(trial):
         return trial.suggest_float("x", -5, 5) ** 2 + trial.suggest_float("y", -5, 5) ** 2
 
     chunk = max(100, n_trials // 20)
+    study.optimize(objective, n_trials=WARMUP)          # first-use imports, not per trial
     counts, times = _chunks(lambda k: study.optimize(objective, n_trials=k), n_trials, chunk,
                             max_seconds)
+    tmp.cleanup()
     return _summarize(counts, times, n_trials, chunk)
 
 
@@ -95,8 +112,8 @@ def policy_overhead(sampler: str, n_trials: int, storage: str = "memory",
     with tempfile.TemporaryDirectory() as tmp:
         spec = StorageSpec("memory") if storage == "memory" else \
             StorageSpec("journal", str(Path(tmp) / "bench.journal"))
-        policy = HpoPolicy(HpoSettings(sampler=sampler, n_trials=n_trials, storage=spec),
-                           TRIVIAL_SPACE, seed=0)
+        policy = HpoPolicy(HpoSettings(sampler=sampler, n_trials=n_trials + WARMUP,
+                                       storage=spec), TRIVIAL_SPACE, seed=0)
 
         def step(k):
             for _ in range(k):
@@ -104,9 +121,95 @@ def policy_overhead(sampler: str, n_trials: int, storage: str = "memory",
                 policy.tell_result(TrialOutcome(s.number, "complete", _trivial(s.params)))
 
         chunk = max(100, n_trials // 20)
+        step(WARMUP)                                    # first-use imports, not per trial
         counts, times = _chunks(step, n_trials, chunk, max_seconds)
         policy.close()
     return _summarize(counts, times, n_trials, chunk)
+
+
+WARMUP = 3     # trials before timing (imports, the replica's first replay)
+FLUSH_S = 0.2  # the campaign flushes (fsyncs) the journal this often (store FlushClock)
+
+
+def fsync_ms(n: int = 100) -> float:
+    """ms of one small append + fsync in the temporary directory (the disk's share)."""
+    import os
+    with tempfile.TemporaryDirectory() as tmp:
+        fd = os.open(str(Path(tmp) / "f"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            os.write(fd, b"x" * 300 + b"\n")
+            os.fsync(fd)
+        ms = 1e3 * (time.perf_counter() - t0) / n
+        os.close(fd)
+    return ms
+
+
+def write_history(path: str, n: int, seed: int = 0, study_name: str = "bench") -> None:
+    """A journal holding one study with `n` complete trials over TRIVIAL_SPACE (one append)."""
+    import datetime as dt
+    from optuna.distributions import distribution_to_json
+    from hpcopt.hpo.storage import open_storage
+    storage = open_storage(StorageSpec("journal", path))
+    optuna.create_study(study_name=study_name, storage=storage)
+    dists = TRIVIAL_SPACE.static_distributions()
+    rng = np.random.default_rng(seed)
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+    logs = []
+    for x, y in rng.uniform(-5, 5, (n, 2)):
+        logs.append({"op_code": 4, "worker_id": "history", "study_id": 0,
+                     "datetime_start": now, "datetime_complete": now, "state": 1,
+                     "value": float(x * x + y * y), "values": None,
+                     "distributions": {k: distribution_to_json(d) for k, d in dists.items()},
+                     "params": {"x": float(x), "y": float(y)}, "user_attrs": {},
+                     "system_attrs": {}, "intermediate_values": {}})
+    storage._backend.append_logs(logs)          # noqa: SLF001 (one append: a fast fixture)
+
+
+def coordinator_cost(sampler: str, history: int, n: int = 100, worker_sampling: bool = True
+                     ) -> dict:
+    """Rank 0's ms per trial at a `history`-trial journal (see the module docstring)."""
+    from hpcopt.hpo.propose import WorkerProposer
+    from hpcopt.hpo.samplers import draw_seed
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "bench.journal")
+        write_history(path, history)
+        settings = HpoSettings(sampler=sampler, n_trials=history + n + WARMUP, study_name="bench",
+                               storage=StorageSpec("journal", path),
+                               worker_sampling=worker_sampling)
+        policy = HpoPolicy(settings, TRIVIAL_SPACE, seed=0, resume=True, n_workers=2,
+                           has_workers=True)
+        proposer = WorkerProposer(settings, TRIVIAL_SPACE) if policy.worker_sampling else None
+        rank0 = worker = 0.0
+        proposal = None
+        flushed = time.perf_counter()
+        for k in range(n + WARMUP):
+            if k == WARMUP:
+                rank0 = worker = 0.0
+                appends0 = policy._storage.n_appends    # noqa: SLF001
+            t0 = time.perf_counter()
+            if proposal is not None:
+                policy.offer(proposal)
+            spec = policy.ask()                     # writes the kept tell with the new trial
+            policy.tell_result(TrialOutcome(spec.number, "complete", _trivial(spec.params)))
+            if t0 - flushed >= FLUSH_S:             # HpoSource: flush (fsync), then rows
+                policy.flush()
+                flushed = t0
+            t1 = time.perf_counter()
+            rank0 += t1 - t0
+            if proposer is not None:                # what the worker does while k runs
+                proposal = proposer._draw(draw_seed(0, 0, spec.number, where=1))  # noqa: SLF001
+                worker += time.perf_counter() - t1
+        t0 = time.perf_counter()
+        policy.flush()
+        rank0 += time.perf_counter() - t0
+        appends = policy._storage.n_appends - appends0   # noqa: SLF001
+        policy.close()
+    ms = 1e3 * rank0 / n
+    return {"history": history, "trials": n, "rank0_ms_per_trial": round(ms, 3),
+            "max_trials_per_s": round(1e3 / ms, 1), "appends_per_trial": appends / n,
+            "worker_draw_ms": round(1e3 * worker / n, 2) if proposer else None,
+            "worker_sampling": policy.worker_sampling}
 
 
 def hartmann_trajectory(n_jobs: int, n_trials: int, seed: int, cost: float = 0.05,
@@ -161,12 +264,45 @@ def run(quick: bool = False) -> dict:
     for n in sizes:
         for sampler in ("random", "tpe"):
             overhead[f"optuna_optimize/{sampler}/{n}"] = optuna_overhead(sampler, n, limit)
+            overhead[f"optuna_optimize_journal/{sampler}/{n}"] = optuna_overhead(
+                sampler, n, limit, journal=True)
             overhead[f"policy_memory/{sampler}/{n}"] = policy_overhead(sampler, n, "memory",
                                                                        limit)
             overhead[f"policy_journal/{sampler}/{n}"] = policy_overhead(sampler, n, "journal",
                                                                         limit)
+    coordinator = {"fsync_ms_before": fsync_ms()}
+    for n in sizes:
+        for sampler in ("random", "tpe", "gp"):
+            coordinator[f"{sampler}/{n}/workers draw"] = coordinator_cost(
+                sampler, n, n=40 if sampler == "gp" else 100)
+            if sampler != "random":
+                coordinator[f"{sampler}/{n}/rank 0 draws"] = coordinator_cost(
+                    sampler, n, n=10 if sampler == "gp" else 30, worker_sampling=False)
     hartmann = compare_hartmann(n_trials=30 if quick else 60, seeds=(0,) if quick else (0, 1, 2))
     flat: dict = {}
+    coordinator["fsync_ms_after"] = fsync_ms()
+    flat["disk: append+fsync ms (before, after)"] = (
+        f'{coordinator["fsync_ms_before"]:.2f}, {coordinator["fsync_ms_after"]:.2f}')
+    for key, fig in coordinator.items():
+        if not isinstance(fig, dict):
+            continue
+        flat[f"coordinator {key}: rank-0 ms/trial"] = fig["rank0_ms_per_trial"]
+        flat[f"coordinator {key}: max trials/s"] = fig["max_trials_per_s"]
+        if fig["worker_draw_ms"] is not None:
+            flat[f"coordinator {key}: worker draw ms"] = fig["worker_draw_ms"]
+    for n in sizes:
+        for sampler in ("tpe", "gp"):
+            a = coordinator[f"{sampler}/{n}/rank 0 draws"]["rank0_ms_per_trial"]
+            b = coordinator[f"{sampler}/{n}/workers draw"]["rank0_ms_per_trial"]
+            flat[f"coordinator {sampler}/{n}: rank-0 time, rank 0 draws / workers draw"] = a / b
+    for n in sizes:
+        for sampler in ("random", "tpe"):
+            flat[f"ratio policy_journal/optuna_optimize {sampler}/{n}"] = (
+                overhead[f"policy_journal/{sampler}/{n}"]["ms_per_trial"]
+                / overhead[f"optuna_optimize_journal/{sampler}/{n}"]["ms_per_trial"])
+            flat[f"ratio policy_memory/optuna_optimize {sampler}/{n}"] = (
+                overhead[f"policy_memory/{sampler}/{n}"]["ms_per_trial"]
+                / overhead[f"optuna_optimize/{sampler}/{n}"]["ms_per_trial"])
     for key, fig in overhead.items():   # scalars first: bench/__main__ prints these
         flat[f"{key} ms/trial" + (" (extrapolated)" if fig["extrapolated"] else "")] = \
             fig["ms_per_trial"]
@@ -176,7 +312,9 @@ def run(quick: bool = False) -> dict:
         flat[f"hartmann6/{mode} runs reaching {hartmann['target']}"] = sum(
             r["time_to_target_s"] is not None for r in runs)
         flat[f"hartmann6/{mode} mean wall s"] = float(np.mean([r["wall_s"] for r in runs]))
-    return {**flat, "overhead_ms_per_trial": overhead, "hartmann6": hartmann}
+    from mpi_bench import load_average
+    return {**flat, "overhead_ms_per_trial": overhead, "coordinator": coordinator,
+            "hartmann6": hartmann, "load_average": load_average()}
 
 
 if __name__ == "__main__":

@@ -18,6 +18,14 @@
    timed from just before study.optimize), targets -2.5 and -3.0 (global min -3.32).
    hpcopt's times come from the result file: finish = started + duration, measured from
    the first trial's start.
+3. Idle fraction of the workers with trials of 0.05-0.3 s (``timed``: the duration a hash
+   of the params), random and TPE, 3 ranks: 1 - (busy seconds of a worker) / (first start
+   to last finish of the run), averaged over the workers (DeepHyper 0.13 RandomSearch,
+   measured in issue 16: 3.3 %).
+4. One study at a 10,000-trial history (a journal written before; the run joins it as an
+   array task), TPE, zero-cost trials, 3 ranks: trials/s with the workers drawing
+   (``worker_sampling``, the default) against rank 0 drawing (``worker_sampling = false``),
+   same run; and rank 0's CPU seconds per trial (its own process time).
 """
 
 from __future__ import annotations
@@ -41,6 +49,67 @@ HARTMANN = {"n_trials": 60, "seeds": (0, 1, 2), "cost": 0.05, "targets": (-2.5, 
 def trivial(params: dict) -> float:
     """The trivial objective (importable as bench_hpo_mpi:trivial; stdlib imports only)."""
     return params["x"] ** 2 + params["y"] ** 2
+
+
+def timed(params: dict) -> float:
+    """Sleeps 0.05-0.3 s (a hash of the params), then the trivial value."""
+    import math
+    u = (math.sin(12.9898 * params["x"] + 78.233 * params["y"]) * 43758.5453) % 1.0
+    time.sleep(0.05 + 0.25 * u)
+    return trivial(params)
+
+
+def idle_fraction(path: Path) -> dict:
+    """Workers' idle share between the run's first start and last finish."""
+    import h5py
+    import numpy as np
+    with h5py.File(path, "r") as f:
+        t = f["trials"][()]
+    t = t[t["status"] != 0]
+    begin, end = float(np.min(t["started"])), float(np.max(t["started"] + t["duration"]))
+    ranks = sorted(set(t["rank"].tolist()))
+    busy = [float(t["duration"][t["rank"] == r].sum()) for r in ranks]
+    return {"trials": int(len(t)), "span_s": round(end - begin, 3),
+            "idle_fraction": 1.0 - float(np.mean(busy)) / (end - begin),
+            "mean_trial_s": float(np.mean(t["duration"]))}
+
+
+def idle_run(d: Path, sampler: str, n_trials: int = 120) -> dict:
+    from mpi_bench import run_hpcopt
+    name = f"idle-{sampler}"
+    cfg = d / f"{name}.toml"
+    cfg.write_text(hpo_config(f"{name}.h5", sampler, n_trials, function="bench_hpo_mpi:timed"))
+    run_hpcopt(["hpo", str(cfg), "-q", "--force"], 3, d)
+    return idle_fraction(d / f"{name}.h5")
+
+
+RANK0_CPU = Path(__file__).resolve().parent / "rank0_cpu.py"
+
+
+def history_run(d: Path, worker_sampling: bool, history: int = 10000, n: int = 150) -> dict:
+    """Join a study of `history` finished trials; trials/s of the n new ones."""
+    import numpy as np
+    from bench_hpo import write_history
+    from mpi_bench import run_hpcopt
+    name = f"hist-{'workers' if worker_sampling else 'rank0'}"
+    journal = d / f"{name}.journal"
+    write_history(str(journal), history)
+    cfg = d / f"{name}.toml"
+    text = hpo_config(f"{name}.h5", "tpe", history + n, storage=str(journal))
+    text = text.replace("[hpo]\n", f"[hpo]\nstudy_name = \"bench\"\n"
+                        f"worker_sampling = {'true' if worker_sampling else 'false'}\n")
+    cfg.write_text(text)
+    cpu_file = d / f"{name}.cpu"
+    run_hpcopt([str(cpu_file), "hpo", str(cfg), "-q", "--force"], 3, d,
+               script=[str(RANK0_CPU)], SLURM_ARRAY_TASK_ID="0")
+    _, finish, _ = finished_trials(d / f"{name}.h5")
+    # steady state: from the 10th finished trial on (the workers' replicas replay first)
+    rate = (len(finish) - 10) / float(finish[-1] - finish[9])
+    cpu = json.loads(cpu_file.read_text())
+    return {"history": history, "trials": int(len(finish)), "trials_per_s": rate,
+            "rank0_cpu_ms_per_trial": 1e3 * cpu["cpu_s"] / len(finish),
+            "rank0_cpu_s": cpu["cpu_s"], "worker_sampling": worker_sampling,
+            "wall_s": float(np.max(finish))}
 
 
 def hpo_config(out_name: str, sampler: str, n_trials: int, *, storage: str | None = None,
@@ -208,6 +277,8 @@ def run() -> dict:
                 overhead[f"optuna_optimize/{sampler}/{storage}"] = optuna_overhead(d, sampler,
                                                                                    storage)
         hartmann = hartmann_runs(d)
+        idle = {s: idle_run(d, s) for s in ("random", "tpe")}
+        history = {"workers draw": history_run(d, True), "rank 0 draws": history_run(d, False)}
     h = HARTMANN
 
     flat: dict = {}
@@ -234,6 +305,13 @@ def run() -> dict:
             other = summaries[str(target)][label]["mean_time_to_target_s"]
             if base and other:
                 flat[f"hartmann6 time to {target}: {label} / hpcopt_3ranks"] = other / base
+    for sampler, fig in idle.items():
+        flat[f"idle fraction {sampler}, 0.05-0.3 s trials, 3 ranks"] = fig["idle_fraction"]
+    for key, fig in history.items():
+        flat[f"tpe at 10k history, {key}: trials/s"] = fig["trials_per_s"]
+        flat[f"tpe at 10k history, {key}: rank-0 CPU ms/trial"] = fig["rank0_cpu_ms_per_trial"]
+    flat["tpe at 10k history: trials/s, workers draw / rank 0 draws"] = (
+        history["workers draw"]["trials_per_s"] / history["rank 0 draws"]["trials_per_s"])
     for label, runs in hartmann.items():
         sm = _hartmann_summary(runs, h["targets"][0])
         flat[f"hartmann6/{label} mean final best"] = sm["mean_final_best"]
@@ -242,6 +320,7 @@ def run() -> dict:
             "hartmann6": {"settings": {**h, "seeds": list(h["seeds"]),
                                        "targets": list(h["targets"])}, "runs": hartmann,
                           "summary": summaries},
+            "idle": idle, "history_10k": history,
             "cap_seconds_per_run": CAP_S, "load_average_before": load_before,
             "load_average_after": load_average(),
             "suite_seconds": round(time.monotonic() - t_start, 1)}

@@ -25,7 +25,8 @@ from ..mpi.runtime import (World, configure_waits, install_stop_handlers, run_sp
                            stop_reason, stop_signal_name)
 from ..store import schema
 from ..store.lock import acquire_writer_lock
-from ..store.resultfile import ResultStore, check_existing, check_new_output
+from ..store.resultfile import (ResultStore, check_existing, check_new_output,
+                                directory_problem)
 from . import registry
 from .contract import (CampaignKind, CampaignPlan, CampaignRequest, PlanSource, RunOutcome,
                        Session)
@@ -164,6 +165,10 @@ def prepare(request: CampaignRequest, world_size: int = 1, *,
     src = read_common(root, cf, kind, request.output, options=request.options,
                       resume=request.resume, force=request.force)
     if locks is not None:          # one writer per result file: it names the holder
+        problem = directory_problem(src.paths.output.parent)      # (made if missing)
+        if problem:
+            raise ResultFileError(f"{src.paths.output}: cannot create output directory: "
+                                  f"{problem}")
         locks.append(acquire_writer_lock(src.paths.output))
     config, canonical = kind.plan(src)
     root.finish()

@@ -170,8 +170,9 @@ class Coordinator:
 
     # -- hooks a sub-coordinator overrides ----------------------------------------------------
     def all_ready(self) -> None:
-        log.debug(f"all {len(self.children)} children of rank {self.transport.rank} ready; "
-                  f"windows {sorted(set(self.windows.values()))}")
+        workers = sum(len(m) for m in self.members.values())
+        log.debug(f"rank {self.transport.rank}: all {workers} workers ready (through "
+                  f"{len(self.children)} children); windows {sorted(set(self.windows.values()))}")
 
     def on_report(self, src: int, report: tuple) -> None:
         task_id, step, value = report

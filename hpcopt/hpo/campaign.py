@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,7 +30,6 @@ from ..resources import Resources, apply_on_workers, parse_resources
 from ..store import schema
 from ..store.dtypes import OUTCOME_DTYPE, trials_dtype
 from ..store.resultfile import FlushClock, ResultStore, TableSpec
-from ..store.space import guard as disk_guard
 from .config import HpoConfig, StorageSpec, parse_hpo_config, storage_spec
 from .objective import make_runner
 from .rows import trial_row, trial_row_fields
@@ -117,7 +117,9 @@ def run_hpo(session: Session) -> RunOutcome:
                     "storage": storage_text(settings.storage), "array_task": cfg.stream},
                 growable=True)})
         policy = HpoPolicy.from_config(cfg.hpo, seed=plan.seed, stream=cfg.stream,
-                                       n_workers=max(world.size - 1, 1), resume=cfg.join)
+                                       n_workers=max(world.size - 1, 1), resume=cfg.join,
+                                       result_file=str(plan.paths.output),
+                                       has_workers=world.size > 1)
         next_row, known = 0, set()
         if plan.resume:
             status = store.read_column(table, "status")
@@ -126,8 +128,10 @@ def run_hpo(session: Session) -> RunOutcome:
         progress = session.start_progress(settings.n_trials, done=next_row, label="hpo",
                                           unit="trial")
         source = HpoSource(policy, cfg.hpo, store, progress, next_row)
-        if plan.resume:  # finished trials the file missed (in the storage, not yet in HDF5)
-            source.add([r for r in policy.finished_records() if r.number not in known])
+        if plan.resume:  # finished trials the file missed (in the storage, not yet in HDF5);
+            # only this file's own: a sibling array task's trials are in its own file
+            source.add([r for r in policy.finished_records(str(plan.paths.output))
+                        if r.number not in known])
     apply_on_workers(world, cfg.resources)
     evaluator = make_evaluator(plan, world, lambda w: HpoEvaluator(cfg.hpo, w))
     options = FarmOptions(chunk_size=1, max_retries=0, task_timeout=None, prefetch=False)
@@ -135,14 +139,15 @@ def run_hpo(session: Session) -> RunOutcome:
                         options=options)
     if not world.is_root:
         return RunOutcome("interrupted" if stats.interrupted else "complete", {})
-    source.add(source.study(lambda: source.policy.close(
-        "stopped by a signal" if stats.interrupted else "done"), []))
+    source.add(source.policy.close("stopped by a signal" if stats.interrupted else "done"))
     source.write()
     best = source.policy.best()
+    failed = source.policy.storage_error
     summary = {"best": best, "n_rows": source.next_row, "study": settings.study_name,
-               "storage": storage_text(settings.storage)}
+               "storage": storage_text(settings.storage),
+               "stop_reason": source.policy.stop_reason}
     c = source.counts
-    return RunOutcome("interrupted" if stats.interrupted else "complete", summary,
+    return RunOutcome("interrupted" if stats.interrupted or failed else "complete", summary,
                       best=None if best is None else {"params": best[0], "objective": best[1]},
                       n_ok=c["complete"] + c["pruned"], n_failed=c["failed"],
                       first_error=source.first_error)
@@ -195,24 +200,16 @@ class HpoSource:
         self.dtype = table_dtype(hpo)
         self.next_row = next_row
         self.rank_of: dict[int, int] = {}
-        self.pending_rows: list[dict] = []
+        self.unflushed: list[dict] = []     # rows whose storage operations may not be written
+        self.pending_rows: list[dict] = []  # rows to write (their trials are in the storage)
         self.counts = {"complete": 0, "pruned": 0, "failed": 0}   # this run's rows by state
         self.first_error = ""
         self.clock = FlushClock()
         self.sign = -1.0 if hpo.hpo.direction == "maximize" else 1.0
-        spec = hpo.hpo.storage
-        self.journal = spec.location if spec.kind == "journal" else str(store.path)
-
-    def study(self, call, default=None):
-        """A call that writes to the Optuna storage: a full file system stops the campaign
-        (exit 3, see store.space) instead of ending it with a traceback."""
-        with disk_guard(self.journal):
-            return call()
-        return default
 
     # -- TaskSource ------------------------------------------------------------------------
     def next_task(self) -> Task | None:
-        spec = None if stop_requested() else self.study(self.policy.ask)
+        spec = None if stop_requested() else self.policy.ask()
         self.add(self.policy.drain_records())
         return None if spec is None else Task(spec.number, payload=spec.to_dict())
 
@@ -232,14 +229,14 @@ class HpoSource:
                 outcome = TrialOutcome(number, "failed", None, schema.decode_message(r["message"]),
                                        float(r["t_start"]), float(r["wall"]),
                                        f"rank {int(r['rank'])}")
-            self.add(self.study(lambda: self.policy.tell_result(outcome), []))
+            self.add(self.policy.tell_result(outcome))
 
     def on_report(self, task_id: int, step: int, value: float) -> bool:
-        return bool(self.study(lambda: self.policy.report(task_id, step, value), False))
+        return bool(self.policy.report(task_id, step, value))
 
     def tick(self) -> None:
-        self.study(self.policy.heartbeat)
-        if self.pending_rows and self.clock.due():
+        self.policy.heartbeat()
+        if self.clock.due():
             self.write()
 
     # -- rows --------------------------------------------------------------------------------
@@ -248,17 +245,22 @@ class HpoSource:
             row = trial_row(rec, self.hpo.space, self.rank_of.pop(rec.number, -1))
             row["objective"] = row.pop("value")
             row["status"] = STATUS_OF_STATE[rec.state]
-            self.pending_rows.append(row)
+            self.unflushed.append(row)
             self.counts[rec.state] += 1
             if rec.state == "failed" and not self.first_error:
                 self.first_error = (rec.error or "").strip().split("\n")[0] or "(no message)"
             value = row["objective"]
             self.progress.update(1, self.sign * value if rec.state == "complete"
                                  and math.isfinite(value) else None)
-        if self.pending_rows and self.clock.due():
+        if self.unflushed and self.clock.due():
             self.write()
 
     def write(self) -> None:
+        """Rows to the result file, after the storage holds their trials (group commit: a
+        row never claims a trial that a resume would run again)."""
+        if self.policy.flush():
+            self.pending_rows += self.unflushed
+        self.unflushed.clear()            # after a storage failure: re-run on resume
         if self.pending_rows:
             rows = np.zeros(len(self.pending_rows), dtype=self.dtype)
             for i, row in enumerate(self.pending_rows):
@@ -268,17 +270,23 @@ class HpoSource:
             self.store.write_rows(TABLE, rows, positions=positions)
             self.next_row += len(rows)
             self.pending_rows.clear()
-        self.store.flush()
+            self.store.flush()
         self.clock.wrote()
 
 
 def storage_text(spec: StorageSpec) -> str:
-    return f"{spec.kind}:{spec.location}" if spec.location else spec.kind
+    """The storage as optuna-dashboard and the optuna CLI take it: a journal's plain path,
+    a database URL, or "memory"."""
+    return spec.location if spec.location else spec.kind
 
 
 def format_summary(s: dict) -> str:
     lines = [f"results: {s['path']} ({s['status']}; {s['n_rows']} trials recorded; "
              f"{s['elapsed']:.1f} s); study {s['study']!r} in {s['storage']}"]
+    if s.get("stop_reason"):
+        lines.append(f"stopped: {s['stop_reason']}")
+    if s["storage"] != "memory":
+        lines.append(f"dashboard: optuna-dashboard {shlex.quote(s['storage'])}")
     if s["best"] is None:
         lines.append("best: none (no trial completed)")
     else:

@@ -18,6 +18,7 @@
     multivariate = true        # TPE only
     constant_liar = true       # TPE only
     n_startup_trials = 10      # random trials before TPE/GP/CMA-ES model anything
+    worker_sampling = true     # workers draw the next trials (default: tpe/gp, journal)
     min_resource = 1           # asha, hyperband ("auto" allowed)
     reduction_factor = 3       # asha, hyperband
     max_resource = "auto"      # hyperband
@@ -93,6 +94,7 @@ class HpoSettings:
     multivariate: bool = True
     constant_liar: bool = True
     n_startup_trials: int = 10
+    worker_sampling: bool | None = None   # None: on for tpe/gp with a journal (policy.py)
     pruner_options: tuple[tuple[str, Any], ...] = ()
     scheduler: str = "optuna"
     pbt: PbtSettings | None = None   # set when scheduler == "pbt"
@@ -164,6 +166,7 @@ def _parse_hpo(t: Table, base_dir: Path, out: Path | None) -> HpoSettings:
         trial_timeout=trial_timeout,
         max_retries=t.int("max_retries", 0, min=0),
         n_startup_trials=t.int("n_startup_trials", 10, min=0),
+        worker_sampling=t.bool("worker_sampling", None) if "worker_sampling" in t else None,
     )
     for name in ("multivariate", "constant_liar"):
         if name in t and sampler != "tpe":

@@ -16,7 +16,11 @@ The command runs in ``<workdir>/trial_<number>`` with stdout/stderr in ``stdout.
 ``stderr.txt`` there, in its own process group (killed as a whole on timeout or prune).
 It writes ``{"value": <number>, ...}`` (or ``{"error": "message"}``) to the result file;
 lines ``{"step": s, "value": v}`` appended to the progress file are passed to report(),
-and when report says stop the command is terminated and the trial is pruned.
+and when report says stop the command is terminated and the trial is pruned. Both must
+be regular files: a FIFO, device or socket in their place is never opened for reading
+(it could block the worker forever), so the trial stays bounded by ``trial_timeout``. A
+stop signal (SIGTERM/SIGUSR1) on the worker terminates the command; the trial is
+re-run on ``--resume``.
 The same names are in the environment: HPCOPT_TRIAL_DIR, HPCOPT_TRIAL_NUMBER,
 HPCOPT_RESULT_FILE, HPCOPT_PROGRESS_FILE, HPCOPT_PARAMS_FILE, HPCOPT_SEED.
 """
@@ -25,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 import os
 import re
 import signal
@@ -36,6 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..mpi.runtime import stop_requested
+from ..objective_value import objective_value
 from .config import ObjectiveConfig
 from .objective import Reporter
 from .trials import ReportFn, TrialOutcome, TrialSpec
@@ -159,6 +164,10 @@ class CommandRunner:
             return TrialOutcome(spec.number, "failed", None,
                                 f"timed out after {spec.timeout:g} s (process group killed)"
                                 + _tail(tdir / "stderr.txt"), started, duration, worker)
+        if ended == "interrupted":
+            return TrialOutcome(spec.number, "failed", None,
+                                "stopped by a signal (process group killed)", started,
+                                duration, worker, interrupted=True)
         value, info, error = read_result(result, proc.returncode, cfg.result_key)
         if error is not None:
             error += _tail(tdir / "stderr.txt")
@@ -169,7 +178,8 @@ class CommandRunner:
 
     def _supervise(self, proc: subprocess.Popen, timeout: float | None, progress: Path,
                    reporter: Reporter, t0: float) -> str:
-        """Wait for the command, forwarding progress; "exited", "pruned" or "timeout"."""
+        """Wait for the command, forwarding progress; "exited", "pruned", "timeout" or
+        "interrupted" (a stop signal reached this rank)."""
         tail = _ProgressTail(progress)
         poll = 0.02
         while True:
@@ -187,6 +197,9 @@ class CommandRunner:
             if timeout is not None and time.perf_counter() - t0 > timeout:
                 self._kill(proc)
                 return "timeout"
+            if stop_requested():
+                self._kill(proc)
+                return "interrupted"
             poll = min(poll * 1.5, self.max_poll)
 
     def _kill(self, proc: subprocess.Popen) -> None:
@@ -215,10 +228,10 @@ class _ProgressTail:
 
     def read_new(self) -> list[tuple[int, float]]:
         try:
-            with open(self.path, "rb") as f:
+            with open_regular(self.path) as f:
                 f.seek(self.offset)
                 data = f.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotRegularFile):
             return []
         end = data.rfind(b"\n")
         if end < 0:
@@ -241,10 +254,13 @@ def read_result(path: Path, returncode: int, key: str = "value"
     """(value, info, error) from the command's result file and exit status."""
     status = _status_text(returncode)
     try:
-        data = json.loads(path.read_text())
+        with open_regular(path) as f:
+            data = json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:
         return None, {}, f"{status} and wrote no {path.name}"
-    except (OSError, ValueError) as exc:
+    except NotRegularFile as exc:
+        return None, {}, f"{status}; {exc}"
+    except (OSError, ValueError) as exc:     # UnicodeDecodeError is a ValueError
         return None, {}, f"{status}; {path.name} is not JSON ({exc})"
     if not isinstance(data, dict):
         return None, {}, f"{path.name} must hold a JSON object"
@@ -257,10 +273,13 @@ def read_result(path: Path, returncode: int, key: str = "value"
     value = data.get(key)
     if data.get("pruned") is True and value is None:
         return None, info, None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(float(value)):
+    try:
+        number = objective_value(value, f"{path.name}: {key!r}")
+    except TypeError as exc:
+        return None, info, str(exc)
+    if not math.isfinite(number):
         return None, info, f"{path.name}: {key!r} must be a finite number, got {value!r}"
-    return float(value), info, None
+    return number, info, None
 
 
 def _status_text(returncode: int) -> str:
@@ -273,9 +292,33 @@ def _status_text(returncode: int) -> str:
     return f"command exited with status {returncode}"
 
 
+class NotRegularFile(OSError):
+    """A trial file is a FIFO, device, socket or directory (reading it could block)."""
+
+
+def open_regular(path: Path):
+    """Open `path` for reading only if it is a regular file: O_NONBLOCK makes opening a
+    FIFO return at once (a plain open() waits for a writer), then fstat decides."""
+    import stat
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "a device")
+            raise NotRegularFile(f"{Path(path).name} is {kind}, not a regular file "
+                                 "(not read)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _tail(path: Path, max_chars: int = 2000) -> str:
     try:
-        text = path.read_text(errors="replace").strip()
+        with open_regular(path) as f:
+            text = f.read().decode("utf-8", errors="replace").strip()
     except OSError:
         return ""
     return f"\n--- stderr (end) ---\n{text[-max_chars:]}" if text else ""

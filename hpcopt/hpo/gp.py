@@ -5,7 +5,9 @@ Numeric parameters (float, int, log or not) are modelled jointly: a Matern-5/2 G
 automatic relevance determination on the unit cube, expected improvement maximized over
 random and local candidates. Trials still running are included with the mean observed
 value (a constant liar), so concurrent asks spread out. Categorical parameters and the
-first `n_startup_trials` trials are sampled at random.
+first `n_startup_trials` trials are sampled at random. The fit is cubic in the number of
+points, so on a long history it uses at most `max_fit_points` of them: the best half and
+a random draw of the rest (a 10,000-trial study draws in about the time of a 256-trial one).
 """
 
 from __future__ import annotations
@@ -27,17 +29,23 @@ class SklearnGPSampler(BaseSampler):
     """GP + expected improvement over the numeric parameters (see module docstring)."""
 
     def __init__(self, *, seed: int | None = None, n_startup_trials: int = 10,
-                 n_candidates: int = 2048):
+                 n_candidates: int = 2048, max_fit_points: int = 256):
         self._rng = np.random.default_rng(seed)
         self._seed = seed
         self._random = RandomSampler(seed=seed)
         self._space = IntersectionSearchSpace()
         self._n_startup = n_startup_trials
         self._n_candidates = n_candidates
+        self._max_fit = max_fit_points
 
     def reseed_rng(self) -> None:
         self._rng = np.random.default_rng()
         self._random.reseed_rng()
+
+    def reseed(self, seed: int) -> None:
+        """Restart the random state at `seed` (hpcopt reseeds before every draw)."""
+        self._rng = np.random.default_rng(seed)
+        self._random = RandomSampler(seed=seed)
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial
                                     ) -> dict[str, BaseDistribution]:
@@ -54,6 +62,11 @@ class SklearnGPSampler(BaseSampler):
         if len(done) < max(self._n_startup, 2):
             return {}
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+        if len(done) > self._max_fit:
+            order = np.argsort([sign * t.value for t in done])
+            best, rest = order[:self._max_fit // 2], order[self._max_fit // 2:]
+            rest = self._rng.choice(rest, self._max_fit - len(best), replace=False)
+            done = [done[i] for i in sorted(np.concatenate([best, rest]))]
         x = np.array([[_to_unit(t.params[n], search_space[n]) for n in names] for t in done])
         y = sign * np.array([t.value for t in done], dtype=float)
         running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))

@@ -8,7 +8,8 @@ stop (:meth:`HpoPolicy.report`). Objectives:
   returns a number, or a dict with ``"value"`` and more JSON (kept as ``info``).
   When ``report`` has said stop, the objective should return (any value) or raise
   :class:`TrialPruned`; the trial is recorded as pruned with its last reported value.
-* Exceptions, NaN/inf and non-numbers make the trial fail with the error recorded;
+* Exceptions, NaN/inf and non-numbers (hpcopt.objective_value: no strings, no
+  booleans) make the trial fail with the error recorded;
   ``trial_timeout`` raises :class:`TrialTimeout` inside the objective (SIGALRM, main
   thread; code stuck in C is interrupted when it returns to Python).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from dataclasses import replace
 import math
 import numbers
 import time
@@ -26,6 +28,7 @@ from typing import Any, Callable
 
 from ..errors import ConfigError
 from ..imports import load_callable
+from ..objective_value import objective_value
 from ..timelimit import TaskTimeout, time_limit
 from .config import HpoConfig
 from .trials import ReportFn, TrialOutcome, TrialSpec
@@ -132,9 +135,10 @@ def parse_result(result: Any) -> tuple[float | None, dict, str | None]:
         if "value" not in result:
             return None, info, "objective returned a dict without 'value'"
         result = result["value"]
-    if isinstance(result, bool) or not isinstance(result, numbers.Real):
-        return None, info, f"objective returned {type(result).__name__}, expected a number"
-    value = float(result)
+    try:
+        value = objective_value(result)
+    except TypeError as exc:
+        return None, info, str(exc)
     if not math.isfinite(value):
         return None, info, f"objective returned {value}"
     return value, _jsonable(info), None
@@ -175,13 +179,59 @@ def load_objective(config: HpoConfig, check: Callable[[Callable], Any] | None = 
         (check or report_mode)(func)
     except ValueError as exc:
         raise ConfigError(str(exc), key="objective.function", source=config.source) from None
+    space = getattr(config, "space", None)
+    if hasattr(func, "hpcopt_params") and space is not None:   # declared with hpcopt.declare.takes
+        from ..declare import params_problem
+        problem = params_problem(func, space.names)
+        if problem:
+            unknown = [n for n in space.names if n not in
+                       set(func.hpcopt_params[0]) | set(func.hpcopt_params[1])]
+            raise ConfigError(f"{config.objective.function} {problem}",
+                              key=f"space.{unknown[0]}" if unknown else "space",
+                              source=config.source)
     return func
 
 
+class ProposingRunner:
+    """A runner that also draws the next trial on this worker while the trial runs, when
+    the coordinator asks for it (TrialSpec.propose_seed; see propose.py)."""
+
+    def __init__(self, runner: Runner, config: HpoConfig):
+        from .propose import WorkerProposer
+        self.runner = runner
+        self.proposer = WorkerProposer(config.hpo, config.space)
+        if _is_worker_rank():         # warm up while the job starts, not on the first trial
+            self.proposer.warm()
+
+    def __call__(self, spec: TrialSpec, report: ReportFn | None = None,
+                 worker: str = "") -> TrialOutcome:
+        if spec.propose_seed is None:
+            return self.runner(spec, report, worker=worker)
+        self.proposer.start(spec.propose_seed)
+        outcome = self.runner(spec, report, worker=worker)
+        proposal = self.proposer.take()          # never waits: rank 0 draws if not ready
+        return outcome if proposal is None else replace(outcome, proposal=proposal)
+
+
+def _is_worker_rank() -> bool:
+    """A rank > 0 of a running MPI job (the only ranks the coordinator asks to draw)."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return False
+    return bool(MPI.Is_initialized() and MPI.COMM_WORLD.Get_rank() > 0)
+
+
 def make_runner(config: HpoConfig, trial_root: str | Path | None = None) -> Runner:
-    """The trial runner for ``[objective]``: a PythonRunner or a CommandRunner."""
+    """The trial runner for ``[objective]``: a PythonRunner or a CommandRunner (wrapped in
+    a ProposingRunner when workers may be asked to draw trials)."""
+    from .samplers import REPLICA_SAMPLERS
     if config.objective.function is not None:
-        return PythonRunner(load_objective(config))
-    from .external import CommandRunner
-    root = trial_root or config.objective.workdir or Path.cwd() / "trials"
-    return CommandRunner(config.objective, Path(root))
+        runner: Runner = PythonRunner(load_objective(config))
+    else:
+        from .external import CommandRunner
+        root = trial_root or config.objective.workdir or Path.cwd() / "trials"
+        runner = CommandRunner(config.objective, Path(root))
+    if config.hpo.storage.kind == "journal" and config.hpo.sampler in REPLICA_SAMPLERS:
+        return ProposingRunner(runner, config)
+    return runner

@@ -1,10 +1,13 @@
 """Optuna samplers and pruners built from ``[hpo]``, seeded from the campaign seed.
 
-Seeds: every coordinator that joins a study (array tasks) needs its own sampler stream,
-else two random/TPE samplers would propose the same points; `stream` (e.g. the SLURM
-array task id) selects it through ``numpy.random.SeedSequence(seed).spawn``-style keys.
-QMC is the exception: its scrambled sequence must be the same in every coordinator (the
-position in the sequence is shared through the study), so it uses the seed itself.
+Seeds follow the study's history, not the process: before each draw the policy restarts
+the sampler's random state with :func:`draw_seed` (campaign seed, `stream`, trial number
+or study size, attempt). So a resumed or extended study continues with new points instead
+of replaying the stream it started with, every coordinator that joins a study (array
+tasks: `stream` is the SLURM array task id) draws its own points, and deterministic mode
+gives the same trials however many ranks run them. QMC's scrambled sequence is the
+exception: it must be the same in every coordinator (the position in the sequence is
+shared through the study), so it uses the seed itself.
 """
 
 from __future__ import annotations
@@ -16,17 +19,58 @@ import optuna
 from optuna.pruners import (BasePruner, HyperbandPruner, MedianPruner, NopPruner,
                             SuccessiveHalvingPruner)
 from optuna.samplers import BaseSampler, QMCSampler, RandomSampler, TPESampler
+from optuna.samplers._lazy_random_state import LazyRandomState
 
 from .config import HpoSettings
 
 
 _SAMPLER_DOMAIN = 1000   # spawn-key domain of sampler streams (trials use seeding.TRIAL)
+_DRAW_DOMAIN = 1001      # spawn-key domain of per-draw reseeds
+
+#: samplers whose draw needs no trial in the storage: the policy can draw for a trial
+#: before creating it, and workers can draw on a read-only replica (see propose.py)
+DIRECT_SAMPLERS = ("random", "tpe", "gp", "qmc")
+#: of those, the ones a worker can run on its replica (QMC's position is a study counter)
+REPLICA_SAMPLERS = ("random", "tpe", "gp")
 
 
 def stream_seed(seed: int, stream: int = 0) -> int:
     """A 32-bit sampler seed for coordinator `stream` of a campaign with `seed`."""
     key = (_SAMPLER_DOMAIN, stream)
     return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1)[0])
+
+
+def draw_seed(seed: int, stream: int, key: int, attempt: int = 0, where: int = 0) -> int:
+    """A 32-bit seed for one draw: `key` is the trial number (or the study size for a
+    trial not yet created), `attempt` counts redraws of a repeated point, `where` tells
+    the coordinator's draws (0) from a worker's (1)."""
+    spawn = (_DRAW_DOMAIN, int(stream), int(where), int(key), int(attempt))
+    return int(np.random.SeedSequence(seed, spawn_key=spawn).generate_state(1)[0])
+
+
+def _restart(state: LazyRandomState, value: int) -> None:
+    state.rng.seed(value)        # in place: building a new RandomState costs far more
+
+
+def reseed(sampler: BaseSampler, value: int) -> None:
+    """Restart the random state of `sampler` (and its fallback sampler) at `value`."""
+    from .gp import SklearnGPSampler
+    if isinstance(sampler, RandomSampler):
+        _restart(sampler._rng, value)                              # noqa: SLF001
+    elif isinstance(sampler, TPESampler):
+        _restart(sampler._rng, value)                              # noqa: SLF001
+        reseed(sampler._random_sampler, (value + 1) % 2**32)       # noqa: SLF001
+    elif isinstance(sampler, SklearnGPSampler):
+        sampler.reseed(value)
+    else:
+        if isinstance(getattr(sampler, "_cma_rng", None), LazyRandomState):
+            _restart(sampler._cma_rng, value)                      # noqa: SLF001
+        elif isinstance(getattr(sampler, "_rng", None), LazyRandomState) \
+                and not isinstance(sampler, QMCSampler):
+            _restart(sampler._rng, value)                          # noqa: SLF001  (GPSampler)
+        inner = getattr(sampler, "_independent_sampler", None)
+        if inner is not None:
+            reseed(inner, (value + 1) % 2**32)
 
 
 def make_sampler(settings: HpoSettings, seed: int, stream: int = 0) -> BaseSampler:

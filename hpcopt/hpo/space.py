@@ -9,12 +9,18 @@ Each key is one parameter:
     x       = { type = "uniform", low = -5.0, high = 10.0 }           # optional step
     lr      = { type = "loguniform", low = 1e-4, high = 1e-1 }
     n       = { type = "int", low = 1, high = 8 }                     # optional step, log
+    y       = { type = "float", low = 0.0, high = 1.0, step = 0.1 }   # Optuna's spelling:
+    lr2     = { type = "float", low = 1e-4, high = 1e-1, log = true } #   suggest_float(...)
     opt     = ["sgd", "adam"]
     [space.momentum]                                        # a sub-table works too
     type = "uniform"
     low = 0.0
     high = 0.99
     when = { param = "opt", equals = "sgd" }                # only when opt == "sgd"
+
+``type = "float"`` is Optuna's ``suggest_float``: ``log = true`` makes it loguniform,
+``step`` a grid (not both). A key that no parameter kind uses is an error that names it
+and suggests the closest known key (``maxx`` -> "did you mean 'high'?").
 
 ``when`` makes a parameter conditional: present only when the parent parameter has
 the given value (``equals``) or one of the given values (``in``).
@@ -42,6 +48,18 @@ from ..tomlread import Table
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PRIMITIVE = (bool, int, float, str)
 PARAM_TYPES = ("fixed", "categorical", "uniform", "loguniform", "int")
+#: accepted spellings of ``type`` (Optuna's "float" becomes uniform or loguniform)
+TYPE_NAMES = PARAM_TYPES + ("float",)
+#: the keys each kind of entry takes
+_KEYS = {"fixed": {"type", "value", "when"}, "categorical": {"type", "choices", "when"},
+         "uniform": {"type", "low", "high", "step", "when"},
+         "loguniform": {"type", "low", "high", "when"},
+         "float": {"type", "low", "high", "step", "log", "when"},
+         "int": {"type", "low", "high", "step", "log", "when"}}
+#: names users bring from elsewhere -> ours (scipy/sweep ranges, other HPO tools)
+_ALIASES = {"min": "low", "max": "high", "lower": "low", "upper": "high",
+            "values": "choices", "options": "choices", "default": "value", "q": "step",
+            "log_scale": "log", "kind": "type", "dist": "type", "condition": "when"}
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,23 @@ class Param:
             return IntDistribution(int(self.low), int(self.high), log=self.log,
                                    step=int(self.step or 1))
         return FloatDistribution(float(self.low), float(self.high), log=self.log, step=self.step)
+
+    def values(self) -> list[Any] | None:
+        """Every value of a discrete parameter (real values); None when continuous."""
+        if self.kind == "fixed":
+            return [self.value]
+        if self.kind == "categorical":
+            return list(self.choices)
+        if self.kind == "int":
+            if self.log:
+                return list(range(int(self.low), int(self.high) + 1))
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        if self.step is None:
+            return None
+        n = int(math.floor((self.high - self.low) / self.step + 1e-9))
+        # as Optuna rounds a stepped float: k * step + low, clipped to the range
+        return [float(min(max(k * self.step + self.low, self.low), self.high))
+                for k in range(n + 1)]
 
     def encode(self, value: Any) -> Any:
         """Real value -> Optuna's external value."""
@@ -165,6 +200,26 @@ class SearchSpace:
                 real[p.name] = p.decode(optuna_params[p.name])
         return real
 
+    def enumerate(self, limit: int) -> list[dict[str, Any]] | None:
+        """Every point of a discrete space (real values of its active parameters, fixed
+        ones included), or None when a parameter is continuous or there are more than
+        `limit` points."""
+        points: list[dict[str, Any]] = [{}]
+        for p in self.params:
+            values = p.values()
+            if values is None:
+                return None
+            grown = []
+            for point in points:
+                if not self._active(p, point):
+                    grown.append(point)
+                    continue
+                grown += [{**point, p.name: v} for v in values]
+                if len(grown) > limit:
+                    return None
+            points = grown
+        return points
+
     def encode(self, real: dict[str, Any]) -> dict[str, Any]:
         """Real values -> Optuna params (fixed and inactive ones left out), e.g. for enqueue."""
         return {p.name: p.encode(real[p.name]) for p in self.params
@@ -215,13 +270,15 @@ def _parse_param(name: str, raw: Any, parent: Table) -> Param:
         return Param(name, "fixed", value=_checked_value(raw, parent, name))
     t = Table(raw, parent.path(name), parent.source)
     if "type" in t:
-        kind = t.str("type", choices=PARAM_TYPES)
+        kind = t.str("type", choices=TYPE_NAMES)
     elif "value" in t:
         kind = "fixed"
     elif "choices" in t:
         kind = "categorical"
     else:
-        raise t.error(f"missing 'type' (one of {', '.join(PARAM_TYPES)})")
+        _check_keys(t, set().union(*_KEYS.values()))
+        raise t.error(f"missing 'type' (one of {', '.join(TYPE_NAMES)})")
+    _check_keys(t, _KEYS[kind])      # before the required keys: 'maxx' is named, not 'high'
     when = _parse_when(t) if "when" in t else None
     if kind == "fixed":
         p = Param(name, "fixed", value=_checked_value(t.raw("value"), t, "value"))
@@ -229,10 +286,34 @@ def _parse_param(name: str, raw: Any, parent: Table) -> Param:
         p = _categorical(name, t.raw("choices"), t, "choices")
     elif kind == "int":
         p = _int_param(name, t)
+    elif kind == "float":
+        log = t.bool("log", False)
+        if log and "step" in t:
+            raise t.error("step cannot be combined with log = true", "step")
+        p = _float_param(name, "loguniform" if log else "uniform", t)
     else:
         p = _float_param(name, kind, t)
     t.finish()
     return replace(p, when=when) if when else p
+
+
+def _check_keys(t: Table, allowed: set[str]) -> None:
+    """An unknown key is an error naming it, with the closest known key if there is one."""
+    import difflib
+    unknown = sorted(set(t.keys()) - allowed)
+    if not unknown:
+        return
+    key = unknown[0]
+    hint = _ALIASES.get(key) if _ALIASES.get(key) in allowed else None
+    if hint is None:
+        close = difflib.get_close_matches(key, sorted(allowed | set(_ALIASES)), n=1, cutoff=0.6)
+        if close:
+            hint = _ALIASES.get(close[0], close[0])
+            hint = hint if hint in allowed else None
+    more = f" (and {', '.join(unknown[1:])})" if len(unknown) > 1 else ""
+    suggestion = f"; did you mean {hint!r}?" if hint else ""
+    raise t.error(f"unknown key {key!r}{more}{suggestion} (this entry takes: "
+                  f"{', '.join(sorted(allowed))})", key)
 
 
 def _categorical(name: str, choices: Any, table: Table, key: str) -> Param:

@@ -8,7 +8,11 @@ Default: Optuna's append-only journal file (:class:`JournalFileBackend`) with
   whose holder died on this host, recovery after a grace period otherwise, and a
   release that never removes a lock it does not own;
 * :class:`SafeJournalFileBackend`, which repairs a journal whose last write was cut
-  short by a kill (a partial last line would otherwise poison every later reader).
+  short by a kill (a partial last line would otherwise poison every later reader);
+* :class:`GroupCommitJournalStorage`, Optuna's JournalStorage with group commit (in
+  deferred mode, operations on this process's own trials are applied at once in memory
+  and written together: one locked append per batch instead of one per operation,
+  one fsync per flush) and O(1) views of a study's trials (no scan of the whole history per ask).
 
 An RDB URL (PostgreSQL/MySQL) is used as given. SQLite is only safe on a local disk.
 """
@@ -20,12 +24,17 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
+from collections.abc import Container
 from pathlib import Path
+from typing import Any
 
 from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal._storage import JournalOperation, JournalStorageReplayResult
+from optuna.trial import FrozenTrial, TrialState
 
 from .config import StorageSpec
 
@@ -35,17 +44,26 @@ HOST = socket.gethostname()
 DEFAULT_GRACE = 30.0   # seconds a lock may look unchanged before it is taken as stale
 
 
-def open_storage(spec: StorageSpec, *, lock_grace: float = DEFAULT_GRACE) -> BaseStorage:
-    """The Optuna storage named by `spec` (journal file, RDB URL or in-memory)."""
+class StorageWriteError(OSError):
+    """The study storage could not be written (e.g. ENOSPC): stop, nothing more is told."""
+
+
+def open_storage(spec: StorageSpec, *, lock_grace: float = DEFAULT_GRACE,
+                 read_only: bool = False) -> BaseStorage:
+    """The Optuna storage named by `spec` (journal file, RDB URL or in-memory).
+
+    A journal is opened as a :class:`GroupCommitJournalStorage`; `read_only` gives a
+    replica that refuses writes (workers that run the sampler on their own copy)."""
     if spec.kind == "memory":
         return InMemoryStorage()
     if spec.kind == "rdb":
         # pool_pre_ping: cluster databases drop idle connections during long trials.
         return RDBStorage(spec.location, engine_kwargs={"pool_pre_ping": True})
     path = Path(spec.location)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
     backend = SafeJournalFileBackend(str(path), lock_obj=LinkLock(str(path), grace=lock_grace))
-    return JournalStorage(backend)
+    return GroupCommitJournalStorage(backend, read_only=read_only)
 
 
 class LinkLock:
@@ -149,6 +167,286 @@ class SafeJournalFileBackend(JournalFileBackend):
             self._lock.release()
 
 
+#: operations on this process's own trials (and study attributes) that commute with every
+#: other process's operations, so they may be applied in memory first and written later.
+#: Creating a trial (its number is its position in the log) and claiming a WAITING trial
+#: (first claim wins) are ordered: they flush the batch and go to the file at once.
+_DEFERRABLE = frozenset({JournalOperation.SET_STUDY_USER_ATTR,
+                         JournalOperation.SET_STUDY_SYSTEM_ATTR,
+                         JournalOperation.SET_TRIAL_PARAM,
+                         JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE,
+                         JournalOperation.SET_TRIAL_USER_ATTR,
+                         JournalOperation.SET_TRIAL_SYSTEM_ATTR})
+
+
+def _deferrable(log: dict) -> bool:
+    op = log["op_code"]
+    if op == JournalOperation.SET_TRIAL_STATE_VALUES:
+        return TrialState(log["state"]).is_finished()
+    return op in _DEFERRABLE
+
+
+class _IndexedReplay(JournalStorageReplayResult):
+    """Optuna's replay result plus, per study, the trials in number order and the numbers
+    of WAITING and RUNNING trials, kept up to date as logs are applied (Optuna's own
+    get_all_trials walks every trial of the study on every call)."""
+
+    def __init__(self, worker_id_prefix: str) -> None:
+        super().__init__(worker_id_prefix)
+        self.by_number: dict[int, list[FrozenTrial]] = {}
+        self.in_state: dict[tuple[int, TrialState], dict[int, None]] = {}
+
+    def apply_logs(self, logs) -> None:
+        for log in logs:
+            n_before = len(self._trials)
+            super().apply_logs((log,))
+            if log["op_code"] == JournalOperation.CREATE_TRIAL:
+                if len(self._trials) == n_before:
+                    continue
+                trial_id = n_before
+            elif "trial_id" in log:
+                trial_id = log["trial_id"]
+            else:
+                continue
+            trial = self._trials.get(trial_id)
+            if trial is not None:
+                self._index(self._trial_id_to_study_id[trial_id], trial)
+
+    def _index(self, study_id: int, trial: FrozenTrial) -> None:
+        trials = self.by_number.setdefault(study_id, [])
+        if trial.number == len(trials):
+            trials.append(trial)
+        else:
+            trials[trial.number] = trial
+        for state in (TrialState.WAITING, TrialState.RUNNING):
+            numbers = self.in_state.setdefault((study_id, state), {})
+            if trial.state == state:
+                numbers[trial.number] = None
+            else:
+                numbers.pop(trial.number, None)
+
+    def get_all_trials(self, study_id: int, states: Container[TrialState] | None
+                       ) -> list[FrozenTrial]:
+        if study_id not in self._studies:
+            return super().get_all_trials(study_id, states)      # raises KeyError
+        trials = self.by_number.get(study_id, [])
+        if states is None:
+            return list(trials)
+        wanted = set(states)
+        if wanted <= {TrialState.WAITING, TrialState.RUNNING}:
+            numbers = sorted(n for s in wanted for n in self.in_state.get((study_id, s), ()))
+            return [trials[n] for n in numbers]
+        return [t for t in trials if t.state in wanted]
+
+
+class GroupCommitJournalStorage(JournalStorage):
+    """Optuna's JournalStorage with group commit and fast trial views.
+
+    Normally every operation is written and fsynced at once (as in Optuna). After
+    :meth:`defer` (True), operations that commute with other processes' (see
+    ``_DEFERRABLE``) are applied to this process's view at once and kept; the next
+    ordered operation (creating or claiming a trial) appends all of them with it in one
+    locked append, and :meth:`flush` appends what is left and fsyncs once for everything
+    since the last flush. Kept operations are not visible to other processes and a kill
+    loses them; appended ones are visible at once and only a node crash before the
+    flush could lose them: callers flush before they record anything elsewhere.
+
+    In deferred mode reads trust a view up to READ_INTERVAL old (one read of the file per
+    interval instead of one per call); creating or claiming a trial, and the first read
+    after a flush, always read the file first.
+
+    A failed write (ENOSPC, EIO, a quota) raises :class:`StorageWriteError` and every
+    later write raises it again: nothing is written after a failure.
+    """
+
+    def __init__(self, backend: "SafeJournalFileBackend", *, read_only: bool = False) -> None:
+        # JournalStorage.__init__ with the indexed replay result (no snapshot backend here)
+        self._worker_id_prefix = str(uuid.uuid4()) + "-"
+        self._backend = backend
+        self._thread_lock = threading.Lock()
+        self._replay_result = _IndexedReplay(self._worker_id_prefix)
+        self._read_only = read_only
+        self._deferred = False
+        self._pending: list[dict] = []
+        self._failed: BaseException | None = None
+        self.n_appends = 0          # locked appends written (benchmarks, tests)
+        self._synced_at = -1.0      # monotonic time of the last read of the file
+        self._unsynced = False      # appended since the last fsync (deferred mode)
+        self._must_sync = True      # a write of ours is still to be read back
+        with self._thread_lock:
+            self._sync_with_backend()
+
+    #: in deferred mode, reads trust a view at most this old (seconds): ordered operations
+    #: (creating and claiming trials) always read the file under the lock first
+    READ_INTERVAL = 0.05
+
+    def _sync_with_backend(self) -> None:
+        now = time.monotonic()
+        if (self._deferred and not self._must_sync
+                and now - self._synced_at < self.READ_INTERVAL):
+            return                  # one open+read of the file per interval, not per call
+        super()._sync_with_backend()
+        self._synced_at, self._must_sync = now, False
+
+    # -- group commit ------------------------------------------------------------------------
+    def defer(self, on: bool = True) -> None:
+        """Keep commuting operations until flush() (True), or write each at once (False)."""
+        if not on:
+            self.flush()
+        self._deferred = on
+
+    def flush(self) -> None:
+        """Write the kept operations and fsync the journal (one locked append, one fsync
+        for everything written since the last flush); no-op when there is nothing. The
+        next read then reads the file again."""
+        with self._thread_lock:
+            if self._pending:
+                self._commit([], sync=True)
+            elif self._unsynced:
+                self._check_writable()
+                try:
+                    fd = os.open(self.path, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                except OSError as exc:
+                    self._failed = exc
+                    raise StorageWriteError(exc.errno or errno.EIO,
+                                            f"cannot write the study journal {self.path}: "
+                                            f"{exc.strerror or exc}") from exc
+                self._unsynced = False
+            self._must_sync = True
+
+    @property
+    def n_pending(self) -> int:
+        return len(self._pending)
+
+    @property
+    def failed(self) -> BaseException | None:
+        """The write error that stopped this storage, if any."""
+        return self._failed
+
+    @property
+    def path(self) -> str:
+        return self._backend._file_path   # noqa: SLF001
+
+    def _write_log(self, op_code: int, extra_fields: dict[str, Any]) -> None:
+        if self._read_only:
+            raise PermissionError(f"{self.path}: this journal replica is read-only")
+        log = {"op_code": op_code, "worker_id": self._replay_result.worker_id, **extra_fields}
+        if self._deferred and _deferrable(log):
+            self._check_writable()
+            replay = self._replay_result
+            try:
+                replay.apply_logs([log])       # visible here now; read back later: skipped
+            finally:
+                replay.log_number_read -= 1
+            self._pending.append(log)
+            return
+        # deferred mode: an ordered record (a new trial) is appended under the lock now and
+        # fsynced with the next flush; callers flush before they record results elsewhere
+        self._commit([log], sync=not self._deferred)
+
+    def _check_writable(self) -> None:
+        if self._failed is not None:
+            raise StorageWriteError(getattr(self._failed, "errno", None) or errno.EIO,
+                                    f"journal {self.path} is not writable after an earlier "
+                                    f"failure ({self._failed})")
+
+    def _commit(self, trailing: list[dict], sync: bool = True) -> None:
+        """Append the kept logs and then `trailing` under the lock (caller holds the thread
+        lock), and fsync if `sync`. The kept ones were applied already: the read position
+        skips over them; the trailing ones are read back by the caller's next sync, in log
+        order. Without fsync the records are visible to every other process at once (the
+        page cache; NFS writes them back on close), only a node crash could lose them."""
+        if not self._pending and not trailing:
+            return
+        self._check_writable()
+        backend, replay = self._backend, self._replay_result
+        kept = "".join(json.dumps(entry, separators=(",", ":")) + "\n"
+                       for entry in self._pending).encode("utf-8")
+        rest = "".join(json.dumps(entry, separators=(",", ":")) + "\n"
+                       for entry in trailing).encode("utf-8")
+        try:
+            backend._lock.acquire()           # noqa: SLF001  (writes a small file too)
+        except OSError as exc:
+            self._failed = exc
+            raise StorageWriteError(exc.errno or errno.EIO,
+                                    f"cannot lock the study journal {self.path}: "
+                                    f"{exc.strerror or exc}") from exc
+        try:
+            # unbuffered: a failed write must not come back from close() as a second error
+            with open(backend._file_path, "r+b", buffering=0) as f:   # noqa: SLF001
+                _drop_partial_tail(f)
+                self._must_sync = True
+                self._sync_with_backend()     # others' logs up to the end (we hold the lock)
+                end = f.seek(0, os.SEEK_END)
+                n_read = replay.log_number_read
+                if backend._log_number_offset.get(n_read) != end:   # noqa: SLF001
+                    raise ValueError(f"journal {self.path} has an unreadable record before "
+                                     f"byte {end}; it cannot be appended to")
+                try:
+                    data = memoryview(kept + rest)
+                    while data:
+                        data = data[f.write(data):]
+                    if sync:
+                        os.fsync(f.fileno())
+                except OSError as exc:
+                    self._failed = exc
+                    try:                      # leave no partial record behind if we can
+                        f.truncate(end)
+                    except OSError:
+                        pass
+                    raise StorageWriteError(exc.errno or errno.EIO,
+                                            f"cannot write the study journal {self.path}: "
+                                            f"{exc.strerror or exc}") from exc
+        except StorageWriteError:
+            raise
+        except OSError as exc:                # opening or repairing the file failed
+            self._failed = exc
+            raise StorageWriteError(exc.errno or errno.EIO,
+                                    f"cannot write the study journal {self.path}: "
+                                    f"{exc.strerror or exc}") from exc
+        finally:
+            backend._lock.release()           # noqa: SLF001
+        self.n_appends += 1
+        self._unsynced = not sync
+        self._must_sync = bool(trailing)      # the caller reads its own record back
+        n_kept = len(self._pending)
+        backend._log_number_offset[n_read + n_kept] = end + len(kept)   # noqa: SLF001
+        replay.log_number_read = n_read + n_kept
+        self._pending = []
+
+    # -- fast views ---------------------------------------------------------------------------
+    def trials_from(self, study_id: int, start: int) -> list[FrozenTrial]:
+        """The study's trials numbered `start` and up (no copy of the earlier ones)."""
+        with self._thread_lock:
+            self._sync_with_backend()
+            if study_id not in self._replay_result._studies:    # noqa: SLF001
+                raise KeyError(study_id)
+            return self._replay_result.by_number.get(study_id, [])[start:]
+
+    def n_trials(self, study_id: int) -> int:
+        with self._thread_lock:
+            self._sync_with_backend()
+            return len(self._replay_result.by_number.get(study_id, []))
+
+
+def trials_from(storage: BaseStorage, study_id: int, start: int) -> list[FrozenTrial]:
+    """Trials numbered `start` and up, without building the whole list where the storage
+    allows it (the journal here; Optuna's InMemoryStorage returns its own list)."""
+    if isinstance(storage, GroupCommitJournalStorage):
+        return storage.trials_from(study_id, start)
+    return storage.get_all_trials(study_id, deepcopy=False)[start:]
+
+
+def flush(storage: BaseStorage) -> None:
+    """Write what a group-commit storage keeps (no-op for the others)."""
+    if isinstance(storage, GroupCommitJournalStorage):
+        storage.flush()
+
+
 def _drop_partial_tail(f) -> None:
     """Truncate `f` after its last newline (only a writer killed mid-write leaves more)."""
     size = f.seek(0, os.SEEK_END)
@@ -248,7 +546,8 @@ def describe(storage: BaseStorage) -> str:
     return type(storage).__name__
 
 
-__all__ = ["open_storage", "LinkLock", "SafeJournalFileBackend", "describe"]
+__all__ = ["open_storage", "LinkLock", "SafeJournalFileBackend", "GroupCommitJournalStorage",
+           "StorageWriteError", "describe", "flush", "trials_from"]
 
 
 def check_storage(spec, source: str) -> None:

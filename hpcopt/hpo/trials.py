@@ -34,6 +34,7 @@ class TrialSpec:
     retry_of: int | None = None      # number of the first attempt
     seed: int = 0                    # per-trial seed (see trial_seed)
     timeout: float | None = None     # wall-time limit in seconds
+    propose_seed: int | None = None  # set: draw the next trial on the worker (propose.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,6 +56,8 @@ class TrialOutcome:
     duration: float = 0.0            # seconds
     worker: str = ""                 # filled by the campaign, e.g. "rank 3 on node12"
     info: dict = field(default_factory=dict)   # extra JSON the objective returned
+    proposal: dict | None = None     # the worker's draw for a next trial (Optuna params)
+    interrupted: bool = False        # stopped by a stop signal: re-run, not a result
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

@@ -11,6 +11,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..objective_value import objective_value
+
 
 class ObjectiveProblem:
     """f(dict of parameters) -> float as a FitProblem whose chi2 is the objective."""
@@ -23,7 +25,8 @@ class ObjectiveProblem:
         self.param_names = tuple(param_names)
 
     def chi2(self, p: np.ndarray) -> float:
-        return float(self.func({n: float(v) for n, v in zip(self.param_names, p)}))
+        # one rule for return values across kinds (hpcopt.objective_value): no "1.5", no True
+        return objective_value(self.func({n: float(v) for n, v in zip(self.param_names, p)}))
 
     def residuals(self, p: np.ndarray) -> np.ndarray:
         raise TypeError("a plain objective has no residuals; least_squares needs a model")

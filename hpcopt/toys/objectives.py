@@ -9,9 +9,14 @@
   for the asynchronous time-to-target benchmark.
 * ``digits_sgd``: validation error of a linear SGD classifier on scikit-learn's bundled
   digits data (no download), one report per epoch; params alpha, eta0, learning_rate,
-  penalty, epochs (all optional).
+  penalty, epochs, seed (all optional).
 * ``digits_mlp``: validation error of a small MLP on the same data, one report per epoch;
-  params layers (a list of layer sizes), learning_rate_init, alpha, batch_size, epochs.
+  params layers (a list of layer sizes), learning_rate_init, alpha, batch_size, epochs,
+  seed (all optional).
+
+Each declares the parameter names it takes (:func:`takes`); a [space] naming another
+one (``lr`` for ``digits_mlp``) is refused when the config is validated (exit 2) and a
+direct call with one raises ValueError: a misspelt name is never silently ignored.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from functools import lru_cache
 from typing import Any, Callable
 
 import numpy as np
+
+from ..declare import takes
 
 BRANIN_MIN = 0.39788735772973816
 HARTMANN6_MIN = -3.3223680114155147
@@ -35,6 +42,10 @@ _H6_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307,
                         dtype=float)
 
 
+_H6 = tuple(f"x{i}" for i in range(1, 7))
+
+
+@takes(required=("x1", "x2"))
 def branin(params: dict[str, Any]) -> float:
     """Branin-Hoo function of params x1, x2."""
     x1, x2 = float(params["x1"]), float(params["x2"])
@@ -42,6 +53,7 @@ def branin(params: dict[str, Any]) -> float:
     return (x2 - b * x1 ** 2 + c * x1 - 6) ** 2 + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x1) + 10
 
 
+@takes(required=_H6)
 def hartmann6(params: dict[str, Any]) -> float:
     """Hartmann 6-D function of params x1..x6."""
     x = np.array([float(params[f"x{i}"]) for i in range(1, 7)])
@@ -49,6 +61,7 @@ def hartmann6(params: dict[str, Any]) -> float:
     return float(-np.sum(_H6_ALPHA * np.exp(-inner)))
 
 
+@takes(required=_H6, optional=("cost",))
 def hartmann6_timed(params: dict[str, Any]) -> float:
     """hartmann6 with a params-dependent sleep (see module docstring)."""
     import time
@@ -57,7 +70,7 @@ def hartmann6_timed(params: dict[str, Any]) -> float:
     cost = float(params.get("cost", 0.0))
     if cost > 0:
         time.sleep(cost * (0.5 + u))
-    return hartmann6(params)
+    return hartmann6({k: params[k] for k in _H6})
 
 
 @lru_cache(maxsize=1)
@@ -88,6 +101,7 @@ def _epochs(model, params: dict[str, Any], report: Callable[[int, float], bool] 
     return error
 
 
+@takes(optional=("alpha", "eta0", "learning_rate", "penalty", "epochs", "seed"))
 def digits_sgd(params: dict[str, Any], report: Callable[[int, float], bool] | None = None
                ) -> float:
     """Validation error of SGDClassifier on digits (minimize)."""
@@ -100,6 +114,7 @@ def digits_sgd(params: dict[str, Any], report: Callable[[int, float], bool] | No
     return _epochs(model, params, report, default_epochs=20)
 
 
+@takes(optional=("layers", "learning_rate_init", "alpha", "batch_size", "epochs", "seed"))
 def digits_mlp(params: dict[str, Any], report: Callable[[int, float], bool] | None = None
                ) -> float:
     """Validation error of a small MLPClassifier on digits (minimize)."""

@@ -1,4 +1,6 @@
 import math
+import os
+import signal
 import sys
 import textwrap
 import time
@@ -246,3 +248,76 @@ layers = [[8], [16, 8]]
         assert r.value == pytest.approx(r.params["x"] ** 2 + len(r.params["layers"]))
         assert r.intermediate == ((0, pytest.approx(r.params["x"] ** 2 + 1)),)
         assert (tmp_path / "s_trials" / f"trial_{r.number:06d}" / "params.json").exists()
+
+
+# -- result and progress files that are not regular files (issue 13 item 11) ------------------
+
+FIFO_SCRIPT = r"""
+import os, sys, time
+which, then = sys.argv[1], sys.argv[2]
+os.mkfifo(os.environ["HPCOPT_RESULT_FILE" if which == "result" else "HPCOPT_PROGRESS_FILE"])
+if then == "sleep":
+    time.sleep(60)
+"""
+
+
+def _run_in_child(run, trial, limit):
+    """runner(trial) in a forked child: (outcome or None if it was still blocked, seconds)."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+
+    def target():
+        out = run(trial)
+        child.send((out.state, out.error))
+
+    proc = ctx.Process(target=target)
+    t0 = time.perf_counter()
+    proc.start()
+    got = parent.recv() if parent.poll(limit) else None
+    seconds = time.perf_counter() - t0
+    if proc.is_alive():
+        proc.kill()
+    proc.join(10)
+    return got, seconds
+
+
+def test_a_fifo_as_result_file_fails_the_trial_at_once(runner, tmp_path):
+    make, _ = runner
+    script = tmp_path / "fifo.py"
+    script.write_text(FIFO_SCRIPT)
+    got, seconds = _run_in_child(make(["{python}", str(script), "result", "exit"]),
+                                 spec({}, timeout=30), limit=20)
+    assert got is not None, "the worker blocked opening the FIFO"   # old code: open() waits
+    state, error = got
+    assert state == "failed" and "FIFO" in error and seconds < 15
+
+
+def test_a_fifo_as_progress_file_is_bounded_by_trial_timeout(runner, tmp_path):
+    make, _ = runner
+    script = tmp_path / "fifo.py"
+    script.write_text(FIFO_SCRIPT)
+    got, seconds = _run_in_child(make(["{python}", str(script), "progress", "sleep"]),
+                                 spec({}, timeout=1.0), limit=20)
+    assert got is not None, "the worker blocked opening the FIFO"
+    state, error = got
+    assert state == "failed" and "timed out after 1 s" in error and seconds < 15
+
+
+def test_a_stop_signal_terminates_the_command_and_marks_the_trial_for_a_rerun(runner):
+    from hpcopt.mpi import runtime
+    make, script = runner
+    run = make(["{python}", script, "sleep", "-"])
+    runtime.install_stop_handlers()
+    timer = __import__("threading").Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        t0 = time.perf_counter()
+        out = run(spec({}, timeout=600))
+    finally:
+        timer.cancel()
+        runtime.reset_stop()
+        for sig in runtime.STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+    assert time.perf_counter() - t0 < 10                  # not the command's 60 s
+    assert out.state == "failed" and out.interrupted

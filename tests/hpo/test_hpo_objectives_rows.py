@@ -75,3 +75,89 @@ def test_rows_hold_real_params_and_one_float_column_per_numeric_param():
         again = record_from_frozen(policy.study.trials[rec.number], space)   # from storage only
         assert again.params == rec.params and again.value == rec.value
         assert again.intermediate == rec.intermediate
+
+
+# -- built-in objectives declare their parameters (issue 15 item 3) ---------------------------
+
+BUILTIN_CONFIG = """
+[hpo]
+n_trials = 2
+storage = "memory"
+[objective]
+function = "hpcopt.toys.objectives:{name}"
+[space]
+{space}
+[output]
+path = "out.h5"
+"""
+
+
+def _validate(tmp_path, name, space):
+    from hpcopt.campaign.contract import CampaignRequest
+    from hpcopt.campaign.lifecycle import prepare
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(BUILTIN_CONFIG.format(name=name, space=space))
+    return prepare(CampaignRequest("hpo", cfg))
+
+
+def test_digits_mlp_refuses_an_unknown_parameter_at_validation(tmp_path):
+    """digits_mlp silently ignored `lr`: four trials from 3e-4 to 0.07 gave one value."""
+    from hpcopt.errors import ConfigError
+    with pytest.raises(ConfigError) as err:
+        _validate(tmp_path, "digits_mlp", 'lr = { type = "loguniform", low = 1e-4, high = 0.1 }')
+    assert err.value.key == "space.lr" and err.value.exit_code == 2
+    assert "'lr'" in str(err.value) and "learning_rate_init" in str(err.value)
+
+
+def test_builtins_name_missing_required_parameters(tmp_path):
+    from hpcopt.errors import ConfigError
+    with pytest.raises(ConfigError, match="missing parameter 'x2'"):
+        _validate(tmp_path, "branin", 'x1 = { type = "uniform", low = -5.0, high = 10.0 }')
+    _validate(tmp_path, "branin", 'x1 = { type = "uniform", low = -5.0, high = 10.0 }\n'
+                                  'x2 = { type = "uniform", low = 0.0, high = 15.0 }')
+    _validate(tmp_path, "digits_sgd", 'alpha = { type = "loguniform", low = 1e-6, high = 0.1 }\n'
+                                      'epochs = 2')
+
+
+def test_a_direct_call_with_an_unknown_parameter_raises():
+    from hpcopt.toys.objectives import branin, digits_mlp
+    with pytest.raises(ValueError, match="unknown parameter 'lr'"):
+        digits_mlp({"lr": 0.01, "epochs": 1})
+    with pytest.raises(ValueError, match="did you mean 'x1'"):
+        branin({"x1": 1.0, "x2": 2.0, "x_1": 0.0})
+
+
+# -- Optuna's tools (issue 15 item 8) ---------------------------------------------------------
+
+def test_the_summary_prints_the_storage_as_optunas_tools_take_it(tmp_path):
+    from hpcopt.hpo.campaign import format_summary, storage_text
+    from hpcopt.hpo.config import StorageSpec
+    journal = str(tmp_path / "study.h5.journal")
+    assert storage_text(StorageSpec("journal", journal)) == journal      # not "journal:..."
+    text = format_summary({"path": "study.h5", "status": "complete", "n_rows": 3,
+                           "elapsed": 1.0, "study": "study", "storage": journal,
+                           "best": None})
+    assert f"in {journal}" in text and f"dashboard: optuna-dashboard {journal}" in text
+    assert "optuna-dashboard" not in format_summary({
+        "path": "s.h5", "status": "complete", "n_rows": 3, "elapsed": 1.0, "study": "s",
+        "storage": "memory", "best": None})
+
+
+def test_the_optuna_cli_opens_the_journal_by_its_plain_path(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    from hpcopt.hpo.config import StorageSpec
+    journal = tmp_path / "s.journal"
+    policy = HpoPolicy(settings(storage=StorageSpec("journal", str(journal)), n_trials=3),
+                       space_from('x = { type = "uniform", low = 0.0, high = 1.0 }'))
+    drive(policy, PythonRunner(lambda p: p["x"]))
+    cli = str(Path(sys.executable).parent / "optuna")          # Optuna's own command line
+    out = subprocess.run([cli, "trials", "--storage", str(journal),
+                          "--study-name", "hpcopt", "-f", "json"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    trials = json.loads(out.stdout)
+    assert len(trials) == 3
+    durations = [t["user_attrs"]["duration_s"] for t in trials]
+    assert all(isinstance(d, float) and d >= 0 for d in durations)    # flat: sortable

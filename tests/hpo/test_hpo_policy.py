@@ -220,9 +220,43 @@ def test_a_trial_asked_but_never_claimed_by_a_killed_coordinator_is_requeued(tmp
     first.tell_result(TrialOutcome(s0.number, "complete", branin(s0.params)))
     orphan = first.study.ask()                     # the kill: no owner recorded
     first._write_heartbeat(closed=True)            # its coordinator is gone
+    first.flush()                                  # (group commit: written on flush)
     second = HpoPolicy(settings(storage=spec, n_trials=4), space, resume=True)
     state = {t.number: t.state for t in second.study.get_trials(deepcopy=False)}
     assert state[orphan.number] == optuna.trial.TrialState.FAIL
     records = drive(second, PythonRunner(branin))
     assert len(records) == 3
     assert len(second.finished_records()) == 4     # the budget, exactly
+
+
+def test_workers_draw_the_next_trials_on_their_replica(tmp_path):
+    """worker_sampling: a trial's spec asks its worker to draw; the worker's draw (on a
+    read-only replica of the journal) becomes a next trial, so rank 0 draws only the first."""
+    import time
+    from hpcopt.hpo.objective import ProposingRunner
+    from hpcopt.hpo.config import HpoConfig, ObjectiveConfig
+    from hpcopt.hpo.policy import A_DRAWN
+    spec = StorageSpec("journal", str(tmp_path / "s.journal"))
+    s = settings(storage=spec, sampler="tpe", n_trials=12, n_startup_trials=4)
+    space = space_from(BRANIN_SPACE)
+    policy = HpoPolicy(s, space, seed=2, has_workers=True)
+    assert policy.worker_sampling
+    config = HpoConfig(s, ObjectiveConfig(function="x:y"), space, "t.toml", tmp_path)
+
+    def slow(params):
+        time.sleep(0.2)                             # the worker's draw finishes meanwhile
+        return branin(params)
+    runner = ProposingRunner(PythonRunner(slow), config)
+    records = drive(policy, runner)
+    assert len(records) == 12
+    drawn = [t.user_attrs[A_DRAWN] for t in policy.study.trials]
+    assert drawn[0] == "rank 0" and drawn.count("worker") >= 9
+    assert len({tuple(sorted(r.params.items())) for r in records}) == 12
+    replica = open_storage_read_only(spec)
+    with pytest.raises(PermissionError):             # the replica never writes
+        replica.set_study_user_attr(0, "k", 1)
+
+
+def open_storage_read_only(spec):
+    from hpcopt.hpo.storage import open_storage
+    return open_storage(spec, read_only=True)

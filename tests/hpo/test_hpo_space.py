@@ -121,3 +121,52 @@ def test_errors_name_the_key_and_the_file(text, key, words):
 
 def test_an_empty_space_is_an_error():
     assert "empty" in _error("")
+
+
+# -- Optuna's spelling and unknown keys (issue 15 item 1) --------------------------------------
+
+def test_optuna_float_spelling_gives_optunas_distributions():
+    space = space_from("""
+a = { type = "float", low = 1e-4, high = 1e-1, log = true }
+b = { type = "float", low = 0.0, high = 1.0, step = 0.25 }
+c = { type = "float", low = -1.0, high = 1.0 }
+d = { type = "int", low = 1, high = 64, log = true }
+""")
+    dists = space.static_distributions()
+    assert dists["a"] == optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+    assert dists["b"] == optuna.distributions.FloatDistribution(0.0, 1.0, step=0.25)
+    assert dists["c"] == optuna.distributions.FloatDistribution(-1.0, 1.0)
+    assert dists["d"] == optuna.distributions.IntDistribution(1, 64, log=True)
+
+
+@pytest.mark.parametrize("entry, key, hint", [
+    ('{ type = "uniform", low = 0.0, maxx = 1.0 }', "maxx", "high"),
+    ('{ type = "uniform", low = 0.0, hihg = 1.0 }', "hihg", "high"),
+    ('{ type = "float", min = 0.0, high = 1.0 }', "min", "low"),
+    ('{ type = "categorical", values = [1, 2] }', "values", "choices"),
+    ('{ type = "int", low = 1, high = 9, stepp = 2 }', "stepp", "step"),
+])
+def test_an_unknown_key_is_named_with_the_closest_known_one(entry, key, hint):
+    with pytest.raises(ConfigError) as err:
+        space_from(f"x = {entry}")
+    text = str(err.value)
+    assert err.value.key == f"space.x.{key}" and f"did you mean {hint!r}" in text
+    assert "missing" not in text               # the old message: "high: missing required key"
+
+
+def test_float_log_and_step_together_are_refused():
+    with pytest.raises(ConfigError, match="step cannot be combined with log"):
+        space_from('x = { type = "float", low = 0.1, high = 1.0, log = true, step = 0.1 }')
+
+
+def test_enumerate_lists_every_point_of_a_discrete_space_and_none_for_a_continuous_one():
+    space = space_from("""
+opt = ["sgd", "adam"]
+n = { type = "int", low = 1, high = 3 }
+q = { type = "float", low = 0.0, high = 0.3, step = 0.1, when = { param = "opt", equals = "sgd" } }
+""")
+    points = space.enumerate(1000)
+    assert len(points) == 3 * 4 + 3                       # sgd: n x q, adam: n
+    assert all(("q" in p) == (p["opt"] == "sgd") for p in points)
+    assert space.enumerate(10) is None                     # over the limit
+    assert space_from('x = { type = "uniform", low = 0.0, high = 1.0 }').enumerate(10) is None

@@ -157,6 +157,7 @@ def _killed_coordinator(journal, conn):
         done += policy.tell_result(TrialOutcome(spec.number, "complete", branin(spec.params)))
     more = policy.ask()
     done += policy.tell_result(TrialOutcome(more.number, "complete", branin(more.params)))
+    policy.flush()                            # group commit: results are durable once flushed
     conn.send([(r.number, r.value) for r in done] + [("running", s.params) for s in specs[1:]])
     os._exit(0)                               # killed: two trials stay RUNNING in the journal
 
@@ -191,3 +192,95 @@ def test_open_storage_kinds(tmp_path, kind):
     storage = open_storage(spec)
     optuna.create_study(storage=storage).optimize(lambda t: 1.0, n_trials=1)
     assert (tmp_path / "x" / "j.journal").exists() == (kind == "journal")
+
+
+# -- group commit and a journal that cannot be written ---------------------------------------
+
+def test_group_commit_writes_one_append_per_batch_and_readers_see_everything(tmp_path):
+    path = tmp_path / "s.journal"
+    storage = open_storage(StorageSpec("journal", str(path)))
+    storage.defer(True)
+    study = optuna.create_study(study_name="s", storage=storage)
+    before = storage.n_appends
+    for i in range(20):
+        trial = study.ask()                            # creating a trial: ordered, written now
+        trial.suggest_float("x", 0, 1)                 # kept
+        trial.set_user_attr("i", i)                    # kept
+        study.tell(trial, float(i))                    # kept, written with the next create
+    storage.flush()
+    assert storage.n_appends - before == 21            # one per trial (+ the last flush)
+    fresh = optuna.load_study(study_name="s", storage=open_storage(
+        StorageSpec("journal", str(path))))
+    assert [(t.value, t.user_attrs["i"]) for t in fresh.trials] == [(float(i), i)
+                                                                     for i in range(20)]
+    assert [t.params for t in fresh.trials] == [t.params for t in study.trials]
+
+
+def test_kept_operations_of_two_writers_interleave_correctly(tmp_path):
+    path = str(tmp_path / "s.journal")
+    a, b = (open_storage(StorageSpec("journal", path)) for _ in range(2))
+    for storage in (a, b):
+        storage.defer(True)
+        storage.READ_INTERVAL = 0.0     # see the other writer's records at once
+    sa = optuna.create_study(study_name="s", storage=a)
+    sb = optuna.load_study(study_name="s", storage=b)
+    ta, tb = sa.ask(), sb.ask()                        # numbers 0 and 1
+    ta.suggest_float("x", 0, 1)
+    tb.suggest_float("x", 0, 1)
+    sb.tell(tb, 2.0)
+    sa.tell(ta, 1.0)
+    b.flush()
+    a.flush()
+    for reader in (a, b, open_storage(StorageSpec("journal", path))):
+        trials = optuna.load_study(study_name="s", storage=reader).trials
+        assert [(t.number, t.value) for t in trials] == [(0, 1.0), (1, 2.0)]
+
+
+def _full_disk_run(journal, n_ok, conn):
+    """A coordinator whose journal fsync fails with ENOSPC after `n_ok` calls; sends the
+    numbers of the records it kept (HpoSource's rule: flush, then write rows), exits."""
+    import errno
+    calls = {"n": 0}
+    real = os.fsync
+
+    def fsync(fd):
+        calls["n"] += 1
+        if calls["n"] > n_ok:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+    os.fsync = fsync
+    policy = HpoPolicy(settings(storage=journal, n_trials=30), space_from(BRANIN_SPACE), seed=1)
+    kept, pending = [], []
+    for _ in range(200):
+        spec = policy.ask()
+        if spec is None:
+            break
+        pending += policy.tell_result(TrialOutcome(spec.number, "complete",
+                                                   branin(spec.params)))
+        if policy.flush():
+            kept += pending
+        pending = []
+    conn.send((kept and [r.number for r in kept], policy.storage_error,
+               policy.ask() is None and policy.close() == []))
+    os._exit(0)
+
+
+def test_a_full_disk_stops_the_policy_and_resume_tells_nothing_twice(tmp_path):
+    """Issue 13 item 16, the policy's side: the journal write fails -> stop cleanly; rows
+    are only kept for trials the storage holds; the resumed study runs each trial once."""
+    journal = StorageSpec("journal", str(tmp_path / "s.journal"))
+    parent, child = FORK.Pipe()
+    proc = FORK.Process(target=_full_disk_run, args=(journal, 12, child))
+    proc.start()
+    kept, error, stopped = parent.recv()
+    proc.join(30)
+    assert error and "No space left" in error and stopped
+    assert 5 <= len(kept) <= 12
+    resumed = HpoPolicy(settings(storage=journal, n_trials=30), space_from(BRANIN_SPACE),
+                        seed=1, resume=True)
+    records = drive(resumed, PythonRunner(branin))
+    numbers = kept + [r.number for r in records]
+    assert len(numbers) == len(set(numbers))           # nothing told twice
+    complete = [t for t in resumed.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 30 and set(kept) <= {t.number for t in complete}
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 30

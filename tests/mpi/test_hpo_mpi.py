@@ -53,12 +53,14 @@ def test_study_runs_every_trial_once(tmp_path, n):
     assert set(report["best"]["params"]) == {"x", "y"}
 
 
-def test_deterministic_mode_gives_the_same_trials_at_any_rank_count(tmp_path):
+@pytest.mark.parametrize("extra", ["max_concurrent = 2", ""])
+def test_deterministic_mode_gives_the_same_trials_at_any_rank_count(tmp_path, extra):
+    """Also without max_concurrent (issue 13 item 6: -n 3 differed unless it was set)."""
     results = []
     for n in RANKS:
         d = tmp_path / str(n)
         d.mkdir()
-        run(["hpo", study(d, extra="deterministic = true\nmax_concurrent = 2")], n=n, check=True)
+        run(["hpo", study(d, extra="deterministic = true\n" + extra)], n=n, check=True)
         rows = np.sort(rows_of(d), order="task_id")
         results.append((rows["params_json"].tolist(), rows["objective"].tolist()))
     assert results[0] == results[1] == results[2]
@@ -136,3 +138,171 @@ def test_sigusr1_stops_cleanly_and_resume_finishes(tmp_path):
     run(["hpo", cfg, "--resume"], n=3, check=True, HPOOBJ_SLEEP="0")
     done = rows_of(tmp_path)
     assert (done["status"] == 1).sum() == 30
+
+
+def _points(rows):
+    done = rows[rows["status"] == 1]
+    return done["params_json"].tolist()
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_resume_after_sigterm_repeats_no_point(tmp_path, sampler):
+    """Stopped by SIGTERM at about 6 of 12 trials, the old code re-ran trials 0-5 exactly."""
+    cfg = study(tmp_path, func="slow_quad", n=12, sampler=sampler)
+    proc = start(["hpo", cfg], n=3, HPOOBJ_SLEEP="0.3")
+    wait_for_rows(tmp_path / "study.h5", "trials", 5, timeout=120)
+    kill_group(proc, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    before = _points(rows_of(tmp_path))
+    assert 5 <= len(before) < 12
+    run(["hpo", cfg, "--resume"], n=3, check=True, HPOOBJ_SLEEP="0")
+    rows = rows_of(tmp_path)
+    points = _points(rows)
+    assert len(points) == 12 and len(set(points)) == 12, "a resumed study repeated a point"
+    assert len(set(rows["task_id"].tolist())) == len(rows)          # every trial once
+
+
+ARRAY_STUDY = """
+[hpo]
+sampler = "random"
+n_trials = 20
+storage = "shared.journal"
+study_name = "shared"
+[objective]
+function = "hpoobj:slow_quad"
+[space]
+x = { type = "uniform", low = -5.0, high = 5.0 }
+y = { type = "uniform", low = -5.0, high = 5.0 }
+[run]
+seed = 5
+[output]
+path = "study.h5"
+"""
+
+
+def test_array_tasks_keep_their_own_trials_on_resume(tmp_path):
+    """Two array tasks share one study; resuming one must not copy the other's trials into
+    its file (up to 54 trials appeared in two per-task files)."""
+    cfg = write_config(tmp_path / "array.toml", ARRAY_STUDY)
+    procs = [start(["hpo", cfg, "-o", tmp_path / f"task{k}.h5"], n=2, cwd=tmp_path,
+                   SLURM_ARRAY_TASK_ID=str(k), HPOOBJ_SLEEP="0.05") for k in (0, 1)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+    run(["hpo", cfg, "-o", tmp_path / "task0.h5", "--resume"], n=2, cwd=tmp_path, check=True,
+        SLURM_ARRAY_TASK_ID="0")
+    ids = []
+    for k in (0, 1):
+        rows = read_table(tmp_path / f"task{k}.h5", "trials")
+        rows = rows[rows["status"] != 0]
+        assert len(set(rows["task_id"].tolist())) == len(rows)       # once within a file
+        report = json.loads(run(["report", tmp_path / f"task{k}.h5", "--json"],
+                                check=True).stdout)
+        assert report["n_ok"] == int((rows["status"] == 1).sum())
+        ids += rows["task_id"].tolist()
+    assert sorted(ids) == list(range(20))      # over both files: each trial exactly once
+
+
+COMMAND_STUDY = """
+[hpo]
+sampler = "random"
+n_trials = 6
+trial_timeout = 600
+[objective]
+command = ["{python}", "-c", "import time; time.sleep(60)"]
+[space]
+x = { type = "uniform", low = -5.0, high = 5.0 }
+[output]
+path = "study.h5"
+"""
+
+
+def test_sigterm_ends_a_job_whose_command_trials_run_long(tmp_path):
+    """A stop signal terminates external commands (trial_timeout is 600 s, the command
+    sleeps 60 s): the job checkpoints and exits 3 within seconds; resume re-runs them."""
+    import time
+    cfg = write_config(tmp_path / "cmd.toml", COMMAND_STUDY)
+    proc = start(["hpo", cfg], n=3, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(tmp_path.glob("study_trials/trial_*"))) < 2:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    kill_group(proc, signal.SIGTERM)
+    _, err = proc.communicate(timeout=45)
+    assert proc.returncode == 3, err
+    assert time.monotonic() - t0 < 30
+    report = json.loads(run(["report", tmp_path / "study.h5", "--json"], check=True).stdout)
+    assert report["status"] == "interrupted"
+
+
+FULL_DISK_STUDY = """
+[hpo]
+sampler = "random"
+n_trials = 400
+storage = "{journal}"
+[objective]
+function = "hpoobj:slow_quad"
+[space]
+x = {{ type = "uniform", low = -5.0, high = 5.0 }}
+y = {{ type = "uniform", low = -5.0, high = 5.0 }}
+[run]
+seed = 2
+[output]
+path = "study.h5"
+"""
+
+
+def _in_small_fs(size: str, tiny, saved, args, **env_extra):
+    """Run hpcopt (3 ranks) with `tiny` a tmpfs of `size` in a private mount namespace
+    (gone when the job ends): the journal is copied in from `saved` and back out."""
+    import shlex
+    from hpctest import command, env
+    script = (f"mount -t tmpfs -o size={size} tmpfs {tiny} && "
+              f"(cp {saved} {tiny}/s.journal 2>/dev/null || true); "
+              f"{shlex.join(command(args, 3))}; rc=$?; cp {tiny}/s.journal {saved}; exit $rc")
+    import subprocess
+    return subprocess.run(["unshare", "-m", "sh", "-c", script], env=env(**env_extra),
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_full_disk_under_the_journal_checkpoints_and_resume_finishes(tmp_path):
+    """Issue 13 item 16: ENOSPC from the journal mid-campaign -> status interrupted, exit 3,
+    a message naming the journal; rows kept; --resume finishes, no trial twice."""
+    tiny, saved = tmp_path / "tiny", tmp_path / "saved.journal"
+    tiny.mkdir()
+    cfg = write_config(tmp_path / "s.toml", FULL_DISK_STUDY.format(journal=tiny / "s.journal"))
+    # trials of 10 ms: the journal is flushed (every 0.2 s) several times before it fills
+    proc = _in_small_fs("96k", tiny, saved, ["hpo", cfg], HPOOBJ_SLEEP="0.01")
+    assert proc.returncode == 3, proc.stderr
+    assert "No space left on device" in proc.stderr and str(tiny / "s.journal") in proc.stderr
+    assert "Traceback" not in proc.stderr
+    report = json.loads(run(["report", tmp_path / "study.h5", "--json"], check=True).stdout)
+    assert report["status"] == "interrupted"
+    before = rows_of(tmp_path)
+    assert 10 <= len(before) < 400
+    proc = _in_small_fs("64m", tiny, saved, ["hpo", cfg, "--resume"], HPOOBJ_SLEEP="0")
+    assert proc.returncode == 0, proc.stderr
+    rows = rows_of(tmp_path)
+    done = rows[rows["status"] == 1]
+    assert len(done) == 400 and len(set(rows["task_id"].tolist())) == len(rows)
+    assert len(set(done["params_json"].tolist())) == 400
+    by_id = {int(r["task_id"]): r for r in rows}
+    for r in before:                                              # nothing recorded lost
+        assert by_id[int(r["task_id"])]["objective"] == r["objective"]
+
+
+def test_workers_draw_tpe_trials_at_3_ranks(tmp_path):
+    """With a journal, TPE's draws move to the workers (rank 0 only orders the writes)."""
+    import optuna
+    from hpcopt.hpo.config import StorageSpec
+    from hpcopt.hpo.storage import open_storage
+    cfg = study(tmp_path, func="slow_quad", n=30, extra="n_startup_trials = 5")
+    run(["hpo", cfg], n=3, check=True, HPOOBJ_SLEEP="0.15")
+    journal = StorageSpec("journal", str(tmp_path / "study.h5.journal"))
+    trials = optuna.load_study(study_name="study", storage=open_storage(journal)).trials
+    drawn = [t.user_attrs.get("hpcopt_drawn_on") for t in trials]
+    assert drawn.count("worker") >= 15, drawn
+    points = _points(rows_of(tmp_path))
+    assert len(points) == 30 and len(set(points)) == 30

@@ -98,7 +98,7 @@ def test_hpo_text_has_pruned_counts_and_the_study(hpo_file, capsys):
     pruned = int((rows["status"] == schema.PRUNED).sum())
     text = report(capsys, hpo_file)
     assert f"{pruned} pruned" in text and pruned > 0
-    assert "study 'hpo' in journal:" in text and "pruner median" in text
+    assert "study 'hpo' in /" in text and ".journal" in text and "pruner median" in text
     assert "layers" in text and "[64, 32]" in text or "[128, 64, 32]" in text
     out = strict(report(capsys, hpo_file, "--json"))
     assert out["n_pruned"] == pruned and out["hpo"]["study_name"] == "hpo"
