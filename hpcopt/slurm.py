@@ -13,6 +13,7 @@ inserted verbatim like any line of a batch script they would write themselves.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import shlex
@@ -28,6 +29,11 @@ from .tomlread import Table, load_toml
 
 TEMPLATES = ("single", "mpirun", "array")
 COMMANDS = ("sweep", "temper", "hpo")
+#: what starts the ranks of the job step: SLURM (srun), the MPICH bundled with the Python
+#: that renders the script (the venv's mpirun), or the `mpirun` that env_setup puts on PATH
+LAUNCHERS = ("srun", "bundled", "module")
+#: a template's launcher when [slurm] launcher is not given (others: srun)
+DEFAULT_LAUNCHER = {"mpirun": "bundled"}
 #: exit status of an hpcopt campaign stopped by SIGTERM/SIGUSR1 after checkpointing
 INTERRUPTED_EXIT = 3
 #: SLURM's limit for --signal=...@seconds
@@ -55,7 +61,7 @@ class SlurmConfig:
     cpus_per_task: int | None = None
     ntasks: int = 1
     nodes: int | None = None
-    gpus: int = 0                            # per node: --gres=gpu:N
+    gpus: int = 0                            # GPUs per node (gpus_per_node): --gres=gpu:N
     env_setup: tuple[str, ...] = ()          # shell lines, verbatim
     array: int | None = None                 # array size N: --array=0-(N-1)
     max_concurrent: int | None = None        # array throttle: %M
@@ -64,8 +70,9 @@ class SlurmConfig:
     qos: str | None = None
     extra_sbatch: tuple[str, ...] = ()       # "--mail-type=END", "--exclusive", ...
     hpcopt: tuple[str, ...] | None = None    # None: this Python -m hpcopt
-    mpirun: tuple[str, ...] | None = None    # None: the mpirun next to this Python, or PATH
+    mpirun: tuple[str, ...] | None = None    # launcher "module": the command (default mpirun)
     mpi: str = "pmi2"                        # srun --mpi=...; "" leaves SLURM's MpiDefault
+    launcher: str | None = None              # None: the template's (DEFAULT_LAUNCHER)
     job_name: str | None = None
     max_requeue: int = 0                     # requeue itself after a time-limit stop, N times
 
@@ -99,6 +106,16 @@ def parse_slurm_config(root: Table | dict, source: str | None = None) -> SlurmCo
     if mpi and not re.fullmatch(r"[a-z0-9_]+", mpi):
         raise t.error(f"expected an srun --mpi type such as pmi2, pmix or none, got {mpi!r}",
                       "mpi")
+    launcher = t.str("launcher", None, choices=LAUNCHERS)
+    mpirun = _command_words(t, "mpirun")
+    if mpirun is not None:
+        if launcher in ("srun", "bundled"):
+            raise t.error(f"the mpirun command is for launcher = 'module' (the site's MPI); "
+                          f"launcher = {launcher!r} does not use it", "mpirun")
+        launcher = "module"
+    if "gpus" in t and "gpus_per_node" in t:
+        raise t.error("give gpus_per_node or its short form gpus, not both", "gpus")
+    gpus_key = "gpus_per_node" if "gpus_per_node" in t else "gpus"
     cfg = SlurmConfig(
         source=source,
         partition=_name_word(t, "partition"),
@@ -108,7 +125,7 @@ def parse_slurm_config(root: Table | dict, source: str | None = None) -> SlurmCo
         cpus_per_task=t.int("cpus_per_task", None, min=1, max=100_000),
         ntasks=t.int("ntasks", 1, min=1, max=10_000_000),
         nodes=t.int("nodes", None, min=1, max=1_000_000),
-        gpus=t.int("gpus", 0, min=0, max=1024),
+        gpus=t.int(gpus_key, 0, min=0, max=1024),
         env_setup=_lines(t, "env_setup"),
         array=array,
         max_concurrent=max_concurrent,
@@ -117,8 +134,9 @@ def parse_slurm_config(root: Table | dict, source: str | None = None) -> SlurmCo
         qos=_name_word(t, "qos"),
         extra_sbatch=_extra_sbatch(t),
         hpcopt=_command_words(t, "hpcopt"),
-        mpirun=_command_words(t, "mpirun"),
+        mpirun=mpirun,
         mpi=mpi,
+        launcher=launcher,
         job_name=_text(t, "job_name"),
         max_requeue=t.int("max_requeue", 0, min=0, max=1000),
     )
@@ -244,10 +262,19 @@ def default_hpcopt() -> tuple[str, ...]:
     return (os.path.abspath(sys.executable), "-m", "hpcopt")
 
 
-def default_mpirun() -> tuple[str, ...]:
-    """The mpirun next to this Python (the venv's MPICH, matching mpi4py), else PATH's."""
-    here = Path(os.path.abspath(sys.executable)).parent / "mpirun"
-    return (str(here),) if here.exists() else ("mpirun",)
+def bundled_mpirun() -> Path:
+    """The mpirun next to this Python: the venv's MPICH (the PyPI wheel), mpi4py's MPI."""
+    return Path(os.path.abspath(sys.executable)).parent / "mpirun"
+
+
+def bundled_mpich() -> str | None:
+    """The version of the MPICH wheel in this Python's environment, which mpi4py loads
+    before any other libmpi (it looks in the environment's lib/ first), or None."""
+    try:
+        version = importlib.metadata.version("mpich")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return version if bundled_mpirun().exists() else None
 
 
 def uses_array(template_path: Path) -> bool:
@@ -255,12 +282,24 @@ def uses_array(template_path: Path) -> bool:
     return "array_spec" in _PLACEHOLDER.findall(template_path.read_text(encoding="utf-8"))
 
 
+def template_launcher(template_path: Path, cfg: SlurmConfig) -> str:
+    """The launcher a template runs with: [slurm] launcher, else the template's default."""
+    launcher = cfg.launcher or DEFAULT_LAUNCHER.get(template_path.stem, "srun")
+    if template_path.stem == "mpirun" and launcher == "srun":
+        raise ConfigError("the mpirun template starts the ranks with an mpirun and a hostfile; "
+                          "launcher = 'srun' is --template single", key="slurm.launcher",
+                          source=cfg.source)
+    return launcher
+
+
 def render(template_name: str, config_path: str | Path, slurm_cfg: SlurmConfig, command: str,
-           output_path: str | Path) -> str:
+           output_path: str | Path, *, threads: int | None = None,
+           study: str | None = None) -> str:
     """The batch script of template `template_name` for one campaign config.
 
     `command` is the hpcopt subcommand (sweep | temper | hpo); `output_path` the result file
-    (for the array template, the base name of the per-task files ``NAME.taskI.SUFFIX``).
+    (for the array template, the base name of the per-task files ``NAME.taskI.SUFFIX``);
+    `threads` the config's [resources] threads; `study` the HPO study, as the header names it.
     """
     if command not in COMMANDS:
         raise UsageError(f"unknown campaign command {command!r}: expected one of "
@@ -279,15 +318,57 @@ def render(template_name: str, config_path: str | Path, slurm_cfg: SlurmConfig, 
             raise UsageError(f"the {template_name!r} template runs HPO array tasks that join one "
                              f"study; a {command} campaign runs in one allocation: use "
                              f"--template single or --template mpirun")
+    launcher = template_launcher(template_path, slurm_cfg)
     values = _values(template_path.stem, config_path, slurm_cfg, command, output_path, is_array)
-    fragment = _shared_fragment("signals.bash")
-    values["signal_handling"] = _substitute(fragment.read_text(encoding="utf-8"), values,
-                                            str(fragment))
+    values.update(_launch_values(launcher, slurm_cfg), study=study or "its [hpo] study",
+                  thread_setup=_thread_setup(threads))
+    for placeholder, fragment in (("launch_setup", f"launch-{_LAUNCH_FRAGMENT[launcher]}.bash"),
+                                  ("signal_handling", "signals.bash")):
+        path = _shared_fragment(fragment)
+        values[placeholder] = _substitute(path.read_text(encoding="utf-8"), values, str(path))
     return _substitute(text, values, str(template_path))
 
 
+#: the jobs/launch-*.bash fragment of each launcher
+_LAUNCH_FRAGMENT = {"srun": "srun", "bundled": "mpirun", "module": "mpirun"}
+
+
+def _launch_values(launcher: str, cfg: SlurmConfig) -> dict[str, str]:
+    """Placeholders of the launch fragment and the header line that describes it."""
+    srun_options = _words([f"--mpi={cfg.mpi}"] if cfg.mpi else [])
+    if launcher == "srun":
+        pmi = f"PMI type {cfg.mpi}" if cfg.mpi else "the cluster's MpiDefault PMI"
+        summary = (f"srun {srun_options + ' ' if srun_options else ''}--kill-on-bad-exit=1: "
+                   f"SLURM starts the ranks ({pmi}); a rank that dies ends the step")
+        return {"launcher": launcher, "launch_summary": summary, "srun_options": srun_options,
+                "mpirun": _words(cfg.mpirun or ("mpirun",)), "mpirun_found": ""}
+    if launcher == "bundled":
+        mpirun = (str(bundled_mpirun()),)
+        where = "the MPICH next to the Python that rendered this script (its mpi4py's MPI)"
+        missing = "; hpcopt's Python has no bundled MPICH (pip install mpich)"
+    else:
+        mpirun = cfg.mpirun or ("mpirun",)
+        where = "the site's MPI, as env_setup put it on PATH"
+        missing = " on PATH after env_setup (load the site's MPI module there)"
+    summary = (f"{_words(mpirun)} -f/--hostfile HOSTFILE -n $SLURM_NTASKS: {where}; the "
+               f"hostfile lists the allocation's nodes")
+    return {"launcher": launcher, "launch_summary": summary, "srun_options": srun_options,
+            "mpirun": _words(mpirun), "mpirun_found": missing}
+
+
+def _thread_setup(threads: int | None) -> str:
+    """Thread pools of every rank: [resources] threads, else what SLURM gives a task."""
+    if threads is not None:
+        return (f"# [resources] threads = {threads}: OpenMP/BLAS and numba threads of each rank\n"
+                f"export OMP_NUM_THREADS={threads}\nexport NUMBA_NUM_THREADS={threads}")
+    return ("# one thread per CPU SLURM gives each task ([resources] threads sets it)\n"
+            "export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}\n"
+            "export NUMBA_NUM_THREADS=${NUMBA_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}")
+
+
 def _shared_fragment(name: str) -> Path:
-    """A file every template includes (signals.bash), from the first template dir holding it."""
+    """A file templates include (signals.bash, launch-*.bash), from the first template dir
+    holding it."""
     for d in template_dirs():
         if (d / name).is_file():
             return d / name
@@ -335,8 +416,7 @@ def _values(name: str, config_path: Path, cfg: SlurmConfig, command: str,
         "signal_lead": str(cfg.signal_lead),
         "env_setup": "\n".join(cfg.env_setup) if cfg.env_setup else "# (no env_setup lines)",
         "hpcopt": _words(cfg.hpcopt or default_hpcopt()),
-        "mpirun": _words(cfg.mpirun or default_mpirun()),
-        "srun_options": _words([f"--mpi={cfg.mpi}"] if cfg.mpi else []),
+        "ntasks": str(cfg.ntasks),
         "command": shlex.quote(command),
         "config": shlex.quote(str(config_path)),
         "result": shlex.quote(str(output_path)),

@@ -61,6 +61,10 @@ A_RETRY_OF, A_ATTEMPT, A_INFO = "hpcopt_retry_of", "hpcopt_attempt", "hpcopt_inf
 A_OVER, A_INTERRUPTED = "hpcopt_over_budget", "hpcopt_interrupted"
 A_RUN = "hpcopt_run"          # {"started": unix time, "duration": s, "worker": "..."}
 HEARTBEAT_PREFIX = "hpcopt:heartbeat:"       # study system attr per coordinator
+# heartbeat period and the silence after which a coordinator on another host is gone (s);
+# the variables are a test hook: seconds instead of minutes on a test cluster
+HEARTBEAT_INTERVAL = float(os.environ.get("HPCOPT_HPO_HEARTBEAT", "30"))
+STALE_AFTER = float(os.environ.get("HPCOPT_HPO_STALE_AFTER", "300"))
 _NOT_COUNTED = (A_OVER, A_INTERRUPTED, A_RETRIED)
 _MAX_ERROR = 4000
 
@@ -70,8 +74,9 @@ class HpoPolicy:
 
     def __init__(self, settings: HpoSettings, space: SearchSpace, *, seed: int = 0,
                  stream: int = 0, n_workers: int = 1, resume: bool = False,
-                 storage: BaseStorage | None = None, heartbeat_interval: float = 30.0,
-                 stale_after: float = 300.0, clock: Callable[[], float] = time.monotonic):
+                 storage: BaseStorage | None = None,
+                 heartbeat_interval: float = HEARTBEAT_INTERVAL,
+                 stale_after: float = STALE_AFTER, clock: Callable[[], float] = time.monotonic):
         optuna.logging.set_verbosity(optuna.logging.WARNING)   # no line per trial on stderr
         self.settings, self.space, self.seed = settings, space, seed
         self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import socket
 import sys
@@ -82,6 +83,9 @@ def _initialise_mpi():
     from mpi4py import MPI
     if MPI.Is_initialized():
         return MPI
+    netmod = pmi1_safe_netmod(os.environ, _library_version(MPI))
+    if netmod:
+        os.environ["MPICH_CH4_NETMOD"] = netmod
     timeout = _init_timeout()
     finished = threading.Event()
     if timeout > 0:
@@ -111,7 +115,7 @@ def _init_timeout() -> float:
     return value
 
 
-def _launcher_rank() -> str:
+def launcher_rank() -> str:
     for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"):
         if os.environ.get(var):
             return os.environ[var]
@@ -121,7 +125,7 @@ def _launcher_rank() -> str:
 def _give_up_on_init(finished: threading.Event, timeout: float, MPI) -> None:
     if finished.wait(timeout):
         return
-    os.write(2, (f"hpcopt: error on launcher rank {_launcher_rank()} ({socket.gethostname()}): "
+    os.write(2, (f"hpcopt: error on launcher rank {launcher_rank()} ({socket.gethostname()}): "
                  f"MPI_Init did not finish within {timeout:g} s; another rank of this job "
                  f"probably failed to start (see its message above), or the launcher cannot "
                  f"start this MPI ({_library(MPI)}). Exiting (limit: "
@@ -129,12 +133,38 @@ def _give_up_on_init(finished: threading.Event, timeout: float, MPI) -> None:
     os._exit(1)
 
 
+def _library_version(MPI) -> str:
+    try:
+        return MPI.Get_library_version()        # callable before MPI_Init
+    except Exception:  # noqa: BLE001 - only for messages and the netmod choice
+        return ""
+
+
 def _library(MPI) -> str:
     """The MPI library's name and version, one line ("MPICH Version: 5.0.2")."""
-    try:
-        return " ".join(MPI.Get_library_version().strip().splitlines()[0].split())
-    except Exception:  # noqa: BLE001 - only for a message
-        return "unknown MPI library"
+    lines = _library_version(MPI).strip().splitlines()
+    return " ".join(lines[0].split()) if lines else "unknown MPI library"
+
+
+def pmi1_safe_netmod(env, library_version: str) -> str | None:
+    """"ofi" when MPICH must not use its UCX netmod to start this process, else None.
+
+    SLURM's pmi2 plugin also serves PMI-1 clients (the MPICH wheel speaks only PMI-1),
+    reading each request with one read() of at most 1024 bytes. On two or more nodes
+    MPICH's UCX netmod sends the node leaders' 4 KiB addresses as PMI-1 lines of up to
+    about 1080 bytes: when one is longer than 1024 the plugin cuts it and MPI_Init fails
+    (UCX "failed to unpack address") or hangs. OFI addresses fit in a 70-byte line. Only
+    for an MPICH built with both netmods, under SLURM's PMI (not hydra's), on several
+    nodes, and when MPICH_CH4_NETMOD is not set by the user.
+    """
+    device = re.search(r"^MPICH Device:\s*(.*)$", library_version, re.M)
+    both = device is not None and {"ucx", "ofi"} <= set(re.split(r"[\s:,]+", device.group(1)))
+    slurm_pmi = bool(env.get("PMI_JOBID")) and not env.get("MPI_LOCALNRANKS")
+    nodes = env.get("SLURM_STEP_NUM_NODES", "")
+    if both and slurm_pmi and nodes.isdigit() and int(nodes) > 1 \
+            and "MPICH_CH4_NETMOD" not in env:
+        return "ofi"
+    return None
 
 
 def launcher_mismatch(world_size: int, env: dict | None = None) -> str | None:
@@ -247,7 +277,7 @@ def get_world(check_launcher: bool = True) -> World:
                       host=socket.gethostname())
         problem = launcher_mismatch(world.size) if check_launcher else None
         if problem:
-            if _launcher_rank() in ("0", "?"):
+            if launcher_rank() in ("0", "?"):
                 sys.stderr.write(f"hpcopt: error: {problem}\n")
                 sys.stderr.flush()
             sys.exit(1)

@@ -26,13 +26,7 @@ D=$BASE/shm-repro; rm -rf "$D"; mkdir -p "$D"; chmod 755 "$D"
 fails=0
 ok() { echo "PASS: $*"; }
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-slab() {  # the slab name MPICH uses for step $1 (e.g. 12.0) on the job's first node
-    "$PY" -c 'import sys
-h = 2166136261
-for b in sys.argv[1].encode():
-    h = ((h ^ b) * 16777619) & 0xffffffff
-print(f"/dev/shm/mpich_shm_{h:x}_0")' "$1"
-}
+slab() { "$PY" "$HERE/mpich_shm.py" "$1"; }   # MPICH's name for step $1 (e.g. 12.0), node 0
 cat > "$D/prog.py" <<'EOF'
 import os, sys, time
 from mpi4py import MPI
