@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ConfigError, UsageError
+from .resources import Resources, parse_resources
 from .tomlread import Table, load_toml
 
 TEMPLATES = ("single", "mpirun", "array")
@@ -320,7 +321,7 @@ def render(template_name: str, config_path: str | Path, slurm_cfg: SlurmConfig, 
                              f"--template single or --template mpirun")
     launcher = template_launcher(template_path, slurm_cfg)
     values = _values(template_path.stem, config_path, slurm_cfg, command, output_path, is_array)
-    values.update(_launch_values(launcher, slurm_cfg), study=study or "its [hpo] study",
+    values.update(_launch_values(launcher, slurm_cfg), study=study or "the [hpo] study",
                   thread_setup=_thread_setup(threads))
     for placeholder, fragment in (("launch_setup", f"launch-{_LAUNCH_FRAGMENT[launcher]}.bash"),
                                   ("signal_handling", "signals.bash")):
@@ -476,27 +477,109 @@ class JobScript:
     text: str          # the rendered batch script
     path: Path         # where submit writes it: CONFIG_DIR/CONFIG_STEM.TEMPLATE.sbatch
     log_dir: Path      # where SLURM writes the job's .out/.err (the result file's directory)
+    warnings: tuple[str, ...] = ()   # the job runs, but probably not as meant
 
 
 def prepare_job(config_path: str | Path, template: str, output: str | Path | None = None
                 ) -> JobScript:
-    """Read the config, validate [slurm] and render the batch script (nothing written)."""
+    """Read the config, validate [slurm] (and [resources] against it) and render the batch
+    script (nothing written)."""
     config_path = Path(os.path.abspath(Path(config_path).expanduser()))
     source = str(config_path)
     data, _ = load_toml(config_path)
-    slurm_cfg = parse_slurm_config(Table(data, "", source), source)
+    root = Table(data, "", source)
+    slurm_cfg = parse_slurm_config(root, source)
+    resources = parse_resources(root, source) if "resources" in data else Resources()
     command = campaign_command(data)
     result = Path(os.path.abspath(output)) if output else default_output(data, config_path, source)
     template_path = find_template(template)
-    text = render(template, config_path, slurm_cfg, command, result)
+    launcher = template_launcher(template_path, slurm_cfg)
+    warnings = check_job(slurm_cfg, resources, command, launcher)
+    study = _study_description(data, source) if uses_array(template_path) else None
+    text = render(template, config_path, slurm_cfg, command, result, threads=resources.threads,
+                  study=study)
     return JobScript(text, config_path.parent / f"{config_path.stem}.{template_path.stem}.sbatch",
-                     result.parent)
+                     result.parent, tuple(warnings))
+
+
+def workers_per_node(cfg: SlurmConfig, command: str) -> int:
+    """Evaluating ranks on the fullest node: ntasks spread over `nodes` (all on one when
+    not given); on one node the coordinator of a sweep or HPO study evaluates nothing."""
+    nodes = min(cfg.nodes or 1, cfg.ntasks)
+    per_node = -(-cfg.ntasks // nodes)
+    if nodes == 1 and cfg.ntasks > 1 and command in ("sweep", "hpo"):
+        per_node -= 1
+    return per_node
+
+
+def check_job(cfg: SlurmConfig, res: Resources, command: str, launcher: str) -> list[str]:
+    """Check [slurm] against [resources] and the launcher against this Python's MPI.
+
+    Raises ConfigError when the job cannot work (ranks asking for GPUs the job does not
+    get); returns warnings for a job that runs, but probably not as meant.
+    """
+    warnings = []
+    cpus = cfg.cpus_per_task or 1
+    if res.threads is not None and res.threads > cpus:
+        warnings.append(f"resources.threads = {res.threads} but slurm.cpus_per_task = "
+                        f"{cfg.cpus_per_task or '1 (not set)'}: the {res.threads} threads of "
+                        f"each rank share {cpus} CPU(s); set cpus_per_task = {res.threads}")
+    gpus_elsewhere = any(o.startswith(("--gres", "--gpus")) for o in cfg.extra_sbatch)
+    if res.gpus and not cfg.gpus and not gpus_elsewhere:
+        raise ConfigError(f"resources.gpus = {res.gpus} GPU(s) per rank, but the job asks for "
+                          f"no GPUs: set slurm.gpus_per_node (GPUs per node, --gres=gpu:N)",
+                          key="slurm.gpus_per_node", source=cfg.source)
+    if res.gpus and cfg.gpus and not res.share_gpus:
+        workers = workers_per_node(cfg, command)
+        if workers * res.gpus > cfg.gpus:
+            raise ConfigError(
+                f"{workers} evaluating rank(s) per node x resources.gpus = {res.gpus} need "
+                f"{workers * res.gpus} GPUs per node, but slurm.gpus_per_node = {cfg.gpus}: "
+                f"ask for more, spread the ranks (slurm.nodes), or set resources.share_gpus",
+                key="slurm.gpus_per_node", source=cfg.source)
+    if cfg.gpus and not res.gpus:
+        warnings.append(f"slurm.gpus_per_node = {cfg.gpus} but resources.gpus is 0: every rank "
+                        f"sees all of its node's GPUs (resources.gpus = 1 gives each its own)")
+    mpich = bundled_mpich() if cfg.hpcopt is None else None
+    if mpich and launcher == "srun" and cfg.mpi == "pmix":
+        warnings.append(f"slurm.mpi = 'pmix', but this Python's MPI is the MPICH wheel "
+                        f"(mpich {mpich}), which speaks PMI-1 only: srun --mpi=pmix cannot start "
+                        f"it; use mpi = 'pmi2' (SLURM's pmi2 plugin serves PMI-1 too)")
+    if mpich and launcher == "module" and \
+            not any("MPI4PY_LIBMPI" in line for line in cfg.env_setup):
+        warnings.append(f"launcher = 'module', but mpi4py in {sys.executable} loads the MPICH "
+                        f"wheel (mpich {mpich}) before any module's libmpi, so the site's mpirun "
+                        f"would start singletons: export MPI4PY_LIBMPI=<the site's libmpi.so> "
+                        f"in env_setup, or give hpcopt = a Python whose mpi4py uses the site's MPI")
+    return warnings
+
+
+def _study_description(data: dict, source: str) -> str:
+    """The study the array tasks join, for the script's header (never user text that
+    could break out of the comment line)."""
+    hpo = data.get("hpo", {}) if isinstance(data.get("hpo"), dict) else {}
+    storage, name = hpo.get("storage"), hpo.get("study_name")
+    if storage == "memory":
+        raise ConfigError("the array template's tasks are separate jobs that join one study; "
+                          "an in-memory study lives in one process: use a journal file (the "
+                          "default) or a database URL", key="hpo.storage", source=source)
+
+    def shown(value) -> str | None:
+        return repr(value) if isinstance(value, str) and not _CONTROL.search(value) else None
+
+    study = shown(name) or "named after the [output] file"
+    where = shown(storage) or "the journal file next to the [output] file"
+    return f"study {study} in {where}"
 
 
 def submit_job(config_path: str | Path, template: str, output: str | Path | None = None
                ) -> SubmittedJob:
     """Write the batch script next to the config and sbatch it; return the job id."""
-    job = prepare_job(config_path, template, output)
+    return sbatch_script(prepare_job(config_path, template, output))
+
+
+def sbatch_script(job: JobScript) -> SubmittedJob:
+    """Write a prepared batch script (and its log directory) and sbatch it."""
     sbatch = shutil.which("sbatch")
     if sbatch is None:
         raise UsageError("sbatch not found on PATH: run `hpcopt submit` where SLURM is installed "
@@ -523,11 +606,14 @@ def submit_job(config_path: str | Path, template: str, output: str | Path | None
 def submit(config_path: str | Path, template: str, dry_run: bool = False,
            output: str | Path | None = None) -> int:
     """`hpcopt submit`: print the script (dry run) or sbatch it and print the job id. Exit code."""
+    job = prepare_job(config_path, template, output)
+    for warning in job.warnings:
+        sys.stderr.write(f"hpcopt: warning: {warning}\n")
     if dry_run:
-        sys.stdout.write(prepare_job(config_path, template, output).text)
+        sys.stdout.write(job.text)
         return 0
-    job = submit_job(config_path, template, output)
-    print(f"Submitted batch job {job.job_id} ({job.script})", flush=True)
+    submitted = sbatch_script(job)
+    print(f"Submitted batch job {submitted.job_id} ({submitted.script})", flush=True)
     return 0
 
 

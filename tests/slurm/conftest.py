@@ -360,10 +360,13 @@ def toml_value(v) -> str:
 
 
 def _write_config(folder: Path, slurm_table: dict | None, kind: str = "hpo",
-                  output: str = "study.h5", name: str = "study.toml", body: str | None = None
-                  ) -> Path:
-    """Write FOLDER/NAME: a `kind` campaign (or `body`), [output] path, and [slurm] table."""
+                  output: str = "study.h5", name: str = "study.toml", body: str | None = None,
+                  resources: dict | None = None) -> Path:
+    """Write FOLDER/NAME: a `kind` campaign (or `body`), [output] path, [resources] and
+    [slurm] tables."""
     text = (body or CAMPAIGNS[kind]) + f"[output]\npath = {toml_value(output)}\n"
+    if resources is not None:
+        text += "[resources]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in resources.items())
     if slurm_table is not None:
         text += "[slurm]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in slurm_table.items())
     path = folder / name
@@ -376,7 +379,7 @@ def _write_config(folder: Path, slurm_table: dict | None, kind: str = "hpo",
 @pytest.fixture(scope="session")
 def write_config():
     """write_config(folder, {slurm keys}, kind="hpo", output="study.h5", name="study.toml",
-    body=None) -> config path: a campaign config with a [slurm] table."""
+    body=None, resources=None) -> config path: a campaign config with a [slurm] table."""
     return _write_config
 
 
