@@ -87,7 +87,8 @@ def format_info(info: dict) -> str:
 def run_info(as_json: bool) -> int:
     """Print what this process sees; a launcher that started singletons is reported (by
     the launcher's first process), not refused as campaigns refuse it. Exit 1 then."""
-    from .mpi.runtime import get_world, launcher_mismatch, launcher_rank
+    from .mpi.runtime import get_world
+    from .mpi.startup import launcher_mismatch, launcher_rank
     world = get_world(check_launcher=False)
     problem = launcher_mismatch(world.size)
     info = gather(world.size, problem)

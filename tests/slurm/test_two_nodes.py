@@ -1,9 +1,10 @@
 """hpcopt across two real nodes (issue 16.5): the start-cluster rig, nodes n1 and n2, each
 in its own network, UTS and mount namespace, MPI traffic over a bridge between them.
 
-The slow parts are submitted at once by one module fixture (two 2-node batch jobs, one
+The slow parts are submitted at once when the module starts (two 2-node batch jobs, one
 running every campaign under `srun -N 2 -n 4`, one under `mpiexec -n 4`; an array job; the
-one-node reference runs), so their waits overlap; the tests then read what they left.
+one-node reference runs); the lock and start-up tests run meanwhile, and the tests at the
+end of the module read what the jobs left.
 The rig shares the PID namespace and the file system between nodes, which the lock tests
 use: a pid check across hosts *could* see the dead coordinator here, so waiting for the
 stale time proves that hpcopt does not make one.
@@ -162,9 +163,10 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def jobs(two_node_cluster, tmp_path_factory):
-    """Submit the 2-node jobs and start the one-node reference runs; wait for nothing."""
+    """Submit the 2-node jobs and start the one-node reference runs when the module starts
+    (autouse: the tests that do not need them run meanwhile); wait for nothing."""
     root = tmp_path_factory.mktemp("two-nodes")
     os.chmod(root, 0o755)
     job_env = {**env(), "SLURM_CONF": two_node_cluster.conf}
@@ -223,86 +225,6 @@ def rank_hosts(d: Path) -> dict[int, str]:
     """Rank -> host from `srun -l hostname` ("0: n1") or `mpiexec -l hostname` ("[0] n1")."""
     pairs = re.findall(r"^\[?(\d+)\]?:? (\S+)$", (d / "hosts.txt").read_text(), re.M)
     return {int(r): h for r, h in pairs}
-
-
-@pytest.mark.parametrize("launcher", ["srun", "mpiexec"])
-def test_campaigns_on_two_nodes_equal_one_node(two_node_cluster, jobs, launcher):
-    d, log = finished(two_node_cluster, jobs, launcher)
-    assert rank_hosts(d) == HOSTS, (d / "hosts.txt").read_text()
-    for kind in CAMPAIGNS:
-        assert f"{kind} exit 0" in log, (d / f"{kind}.log").read_text()
-        with h5py.File(d / kind / "o.h5", "r") as f:
-            assert f.attrs["status"] == "complete" and f.attrs["world_size"] == 4
-    ref = {kind: reference(jobs, kind) for kind in CAMPAIGNS}
-
-    tasks = read_table(d / "sweep" / "o.h5", "tasks")
-    assert_same_rows(tasks, read_table(ref["sweep"], "tasks"))
-    assert {2, 3} & set(tasks["rank"].tolist())                  # n2's ranks did tasks
-
-    with h5py.File(d / "temper" / "o.h5", "r") as a, h5py.File(ref["temper"], "r") as b:
-        for name in ("rounds", "samples", "pairs", "replicas", "slots"):
-            assert a[name][:].tobytes() == b[name][:].tobytes(), name
-
-    two, one = (np.sort(r[r["status"] != 0], order="task_id") for r in
-                (read_table(d / "hpo" / "o.h5", "trials"), read_table(ref["hpo"], "trials")))
-    assert len(two) == 14
-    assert two["params_json"].tolist() == one["params_json"].tolist()
-    assert two["objective"].tolist() == one["objective"].tolist()
-    assert any(w.endswith(b" on n2") for w in two["worker"].tolist())
-
-
-def numba_cache_events(log: str) -> list[tuple[int, str, str]]:
-    """(rank, "saved" | "loaded", cache file) from NUMBA_DEBUG_CACHE lines of a labelled
-    (`srun -l` / `mpiexec -l`) log."""
-    return [(int(r), what, path) for r, what, path in
-            re.findall(r"^\[?(\d+)\]?:? \[cache\] data (saved|loaded) (?:to|from) '([^']+)'",
-                       log, re.M)]
-
-
-def test_numba_cache_is_compiled_once_per_node(two_node_cluster, jobs):
-    """Each node's first rank compiles and saves every kernel into its node's cache (two
-    nodes: two compilations of each), the node's other rank loads it."""
-    d, _ = finished(two_node_cluster, jobs, "srun")
-    log = (d / "temper.log").read_text()
-    events = numba_cache_events(log)
-    saves = collections.Counter((HOSTS[r], Path(p).name) for r, w, p in events if w == "saved")
-    kernels = {Path(p).name for _, w, p in events if w == "saved"}
-    assert kernels, log[-3000:]
-    assert saves == {(host, k): 1 for host in ("n1", "n2") for k in kernels}, saves
-    for rank, what, path in events:
-        assert f"/numba-{HOSTS[rank]}/" in path                  # each node its own cache
-        assert what == ("saved" if rank in (0, 2) else "loaded"), (rank, what, path)
-    assert {r for r, w, _ in events if w == "loaded"} == {1, 3}
-
-
-def test_numba_cache_shared_by_both_nodes_has_no_races(two_node_cluster, jobs):
-    """One cache directory on the shared file system: never more than one compilation of
-    a kernel per node, the other rank of each node loads it, nothing fails to load."""
-    d, _ = finished(two_node_cluster, jobs, "mpiexec")
-    log = (d / "temper.log").read_text()
-    events = numba_cache_events(log)
-    saves = collections.Counter((HOSTS[r], Path(p).name) for r, w, p in events if w == "saved")
-    assert saves and max(saves.values()) == 1, saves
-    assert not any(r in (1, 3) for r, w, _ in events if w == "saved")   # only node leaders
-    assert {r for r, w, _ in events if w == "loaded"} >= {1, 3}
-    assert "Traceback" not in log and "NumbaWarning" not in log, log[-3000:]
-
-
-def test_gpus_are_chosen_by_node_local_rank(two_node_cluster, jobs):
-    """[resources] gpus = 1: each worker takes the GPU of its node-local worker index from
-    its own node's CUDA_VISIBLE_DEVICES; the coordinator (rank 0) takes none."""
-    d, log = finished(two_node_cluster, jobs, "srun")
-    assert "gpus exit 0" in log, (d / "gpus.log").read_text()
-    rows = read_table(d / "gpus" / "o.h5", "trials")
-    rows = rows[rows["status"] == 1]
-    seen = {}
-    for row in rows:
-        info = json.loads(row["info_json"])
-        host = row["worker"].decode().rsplit(" on ", 1)[1]
-        seen.setdefault((info["rank"], host), set()).add(info["cuda"])
-    # n1: rank 0 coordinates, rank 1 is worker 0 -> the first of n1's GPUs;
-    # n2: ranks 2 and 3 are workers 0 and 1 -> n2's two GPUs, one each
-    assert seen == {(1, "n1"): {"2"}, (2, "n2"): {"6"}, (3, "n2"): {"7"}}, seen
 
 
 # -- the HPO journal lock and heartbeats with coordinators on two hosts -------------------
@@ -451,29 +373,6 @@ def test_killed_coordinator_on_one_host_is_requeued_by_the_other_after_the_stale
     assert "re-queued trials" in err
 
 
-# -- the array template: tasks on both nodes, one study ----------------------------------
-
-def test_array_tasks_on_both_nodes_join_one_study(two_node_cluster, jobs):
-    states = two_node_cluster.wait_for_job(jobs["array"], timeout=400)
-    log = two_node_cluster.job_log(jobs["array"])
-    assert sorted(s.array_task_id for s in states) == ["0", "1", "2", "3"], log
-    assert all(s.state == "COMPLETED" and s.exit_code == 0 for s in states), log
-    d = jobs["root"] / "array"
-    files = sorted(d.glob("study.task*.h5"))
-    assert len(files) == 4, log
-    nodes = set()
-    for p in files:
-        with h5py.File(p, "r") as f:
-            nodes.add(f.attrs["slurm_nodelist"])
-    assert nodes == {"n1", "n2"}, nodes
-    rows = np.concatenate([r[r["status"] == 1] for r in (read_table(p, "trials") for p in files)])
-    assert len(rows) == 16 and len(set(rows["task_id"].tolist())) == 16   # each trial once
-    # no [hpo] storage or study_name: the default journal follows the config's [output]
-    journal = JournalStorage(JournalFileBackend(str(d / "study.h5.journal")))
-    trials = optuna.load_study(study_name="study", storage=journal).get_trials()
-    assert sum(t.state == TrialState.COMPLETE for t in trials) == 16
-
-
 # -- MPI start-up on the rig --------------------------------------------------------------
 
 COLLIDE_JOB = """#!/bin/bash
@@ -536,3 +435,111 @@ def test_a_launcher_that_starts_singletons_is_refused(two_node_cluster, tmp_path
     assert proc.stderr.count("hpcopt: error: the launcher (srun) started 2 processes") == 1, \
         proc.stderr
     assert not (tmp_path / "o.h5").exists()
+    info = two_node_cluster.run("srun", "-N", "2", "-n", "2", "--mpi=none", PY, "-m", "hpcopt",
+                                "info", check=False, timeout=120)
+    assert info.returncode == 1 and info.stdout.count("MPI launcher PROBLEM: ") == 1, info.stdout
+
+
+# -- campaigns, numba cache and GPUs on two nodes (the module's batch jobs) ------------
+
+@pytest.mark.parametrize("launcher", ["srun", "mpiexec"])
+def test_campaigns_on_two_nodes_equal_one_node(two_node_cluster, jobs, launcher):
+    d, log = finished(two_node_cluster, jobs, launcher)
+    assert rank_hosts(d) == HOSTS, (d / "hosts.txt").read_text()
+    for kind in CAMPAIGNS:
+        assert f"{kind} exit 0" in log, (d / f"{kind}.log").read_text()
+        with h5py.File(d / kind / "o.h5", "r") as f:
+            assert f.attrs["status"] == "complete" and f.attrs["world_size"] == 4
+    ref = {kind: reference(jobs, kind) for kind in CAMPAIGNS}
+
+    tasks = read_table(d / "sweep" / "o.h5", "tasks")
+    assert_same_rows(tasks, read_table(ref["sweep"], "tasks"))
+    assert {2, 3} & set(tasks["rank"].tolist())                  # n2's ranks did tasks
+
+    with h5py.File(d / "temper" / "o.h5", "r") as a, h5py.File(ref["temper"], "r") as b:
+        for name in ("rounds", "samples", "pairs", "replicas", "slots"):
+            assert a[name][:].tobytes() == b[name][:].tobytes(), name
+
+    two, one = (np.sort(r[r["status"] != 0], order="task_id") for r in
+                (read_table(d / "hpo" / "o.h5", "trials"), read_table(ref["hpo"], "trials")))
+    assert len(two) == 14
+    assert two["params_json"].tolist() == one["params_json"].tolist()
+    assert two["objective"].tolist() == one["objective"].tolist()
+    assert any(w.endswith(b" on n2") for w in two["worker"].tolist())
+
+
+def numba_cache_events(log: str) -> list[tuple[int, str, str]]:
+    """(rank, "saved" | "loaded", cache file) from NUMBA_DEBUG_CACHE lines of a labelled
+    (`srun -l` / `mpiexec -l`) log."""
+    return [(int(r), what, path) for r, what, path in
+            re.findall(r"^\[?(\d+)\]?:? \[cache\] data (saved|loaded) (?:to|from) '([^']+)'",
+                       log, re.M)]
+
+
+def test_numba_cache_is_compiled_once_per_node(two_node_cluster, jobs):
+    """Each node's first rank compiles and saves every kernel into its node's cache (two
+    nodes: two compilations of each), the node's other rank loads it."""
+    d, _ = finished(two_node_cluster, jobs, "srun")
+    log = (d / "temper.log").read_text()
+    events = numba_cache_events(log)
+    saves = collections.Counter((HOSTS[r], Path(p).name) for r, w, p in events if w == "saved")
+    kernels = {Path(p).name for _, w, p in events if w == "saved"}
+    assert kernels, log[-3000:]
+    assert saves == {(host, k): 1 for host in ("n1", "n2") for k in kernels}, saves
+    for rank, what, path in events:
+        assert f"/numba-{HOSTS[rank]}/" in path                  # each node its own cache
+        assert what == ("saved" if rank in (0, 2) else "loaded"), (rank, what, path)
+    assert {r for r, w, _ in events if w == "loaded"} == {1, 3}
+
+
+def test_numba_cache_shared_by_both_nodes_has_no_races(two_node_cluster, jobs):
+    """One cache directory on the shared file system: never more than one compilation of
+    a kernel per node, the other rank of each node loads it, nothing fails to load."""
+    d, _ = finished(two_node_cluster, jobs, "mpiexec")
+    log = (d / "temper.log").read_text()
+    events = numba_cache_events(log)
+    saves = collections.Counter((HOSTS[r], Path(p).name) for r, w, p in events if w == "saved")
+    assert saves and max(saves.values()) == 1, saves
+    assert not any(r in (1, 3) for r, w, _ in events if w == "saved")   # only node leaders
+    assert {r for r, w, _ in events if w == "loaded"} >= {1, 3}
+    assert "Traceback" not in log and "NumbaWarning" not in log, log[-3000:]
+
+
+def test_gpus_are_chosen_by_node_local_rank(two_node_cluster, jobs):
+    """[resources] gpus = 1: each worker takes the GPU of its node-local worker index from
+    its own node's CUDA_VISIBLE_DEVICES; the coordinator (rank 0) takes none."""
+    d, log = finished(two_node_cluster, jobs, "srun")
+    assert "gpus exit 0" in log, (d / "gpus.log").read_text()
+    rows = read_table(d / "gpus" / "o.h5", "trials")
+    rows = rows[rows["status"] == 1]
+    seen = {}
+    for row in rows:
+        info = json.loads(row["info_json"])
+        host = row["worker"].decode().rsplit(" on ", 1)[1]
+        seen.setdefault((info["rank"], host), set()).add(info["cuda"])
+    # n1: rank 0 coordinates, rank 1 is worker 0 -> the first of n1's GPUs;
+    # n2: ranks 2 and 3 are workers 0 and 1 -> n2's two GPUs, one each
+    assert seen == {(1, "n1"): {"2"}, (2, "n2"): {"6"}, (3, "n2"): {"7"}}, seen
+
+
+# -- the array template: tasks on both nodes, one study ----------------------------------
+
+def test_array_tasks_on_both_nodes_join_one_study(two_node_cluster, jobs):
+    states = two_node_cluster.wait_for_job(jobs["array"], timeout=400)
+    log = two_node_cluster.job_log(jobs["array"])
+    assert sorted(s.array_task_id for s in states) == ["0", "1", "2", "3"], log
+    assert all(s.state == "COMPLETED" and s.exit_code == 0 for s in states), log
+    d = jobs["root"] / "array"
+    files = sorted(d.glob("study.task*.h5"))
+    assert len(files) == 4, log
+    nodes = set()
+    for p in files:
+        with h5py.File(p, "r") as f:
+            nodes.add(f.attrs["slurm_nodelist"])
+    assert nodes == {"n1", "n2"}, nodes
+    rows = np.concatenate([r[r["status"] == 1] for r in (read_table(p, "trials") for p in files)])
+    assert len(rows) == 16 and len(set(rows["task_id"].tolist())) == 16   # each trial once
+    # no [hpo] storage or study_name: the default journal follows the config's [output]
+    journal = JournalStorage(JournalFileBackend(str(d / "study.h5.journal")))
+    trials = optuna.load_study(study_name="study", storage=journal).get_trials()
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 16
