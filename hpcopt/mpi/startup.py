@@ -55,11 +55,15 @@ def _initialise_mpi():
     if netmod:
         os.environ["MPICH_CH4_NETMOD"] = netmod
     timeout = _init_timeout()
+    try:
+        init = ctypes.CDLL(MPI.__file__).MPI_Init_thread    # in the libmpi mpi4py loaded
+    except (OSError, AttributeError):       # not reachable from mpi4py's extension module:
+        MPI.Init_thread()                   # mpi4py's own MPI_Init, without the watchdog
+        return MPI
     finished = threading.Event()
     if timeout > 0:
         threading.Thread(target=_give_up_on_init, args=(finished, timeout, MPI), daemon=True,
                          name="hpcopt-mpi-init-watchdog").start()
-    init = ctypes.CDLL(MPI.__file__).MPI_Init_thread    # resolved in the libmpi mpi4py loaded
     init.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
                      ctypes.POINTER(ctypes.c_int)]
     provided = ctypes.c_int(0)
