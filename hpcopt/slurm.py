@@ -342,7 +342,7 @@ def _launch_values(launcher: str, cfg: SlurmConfig) -> dict[str, str]:
         summary = (f"srun {srun_options + ' ' if srun_options else ''}--kill-on-bad-exit=1: "
                    f"SLURM starts the ranks ({pmi}); a rank that dies ends the step")
         return {"launcher": launcher, "launch_summary": summary, "srun_options": srun_options,
-                "mpirun": _words(cfg.mpirun or ("mpirun",)), "mpirun_found": ""}
+                "mpirun": _words(cfg.mpirun or ("mpirun",)), "mpirun_missing_hint": ""}
     if launcher == "bundled":
         mpirun = (str(bundled_mpirun()),)
         where = "the MPICH next to the Python that rendered this script (its mpi4py's MPI)"
@@ -354,7 +354,7 @@ def _launch_values(launcher: str, cfg: SlurmConfig) -> dict[str, str]:
     summary = (f"{_words(mpirun)} -f/--hostfile HOSTFILE -n $SLURM_NTASKS: {where}; the "
                f"hostfile lists the allocation's nodes")
     return {"launcher": launcher, "launch_summary": summary, "srun_options": srun_options,
-            "mpirun": _words(mpirun), "mpirun_found": missing}
+            "mpirun": _words(mpirun), "mpirun_missing_hint": missing}
 
 
 def _thread_setup(threads: int | None) -> str:

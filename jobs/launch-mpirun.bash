@@ -3,7 +3,7 @@
 # (`host:n`, -f) or Open MPI (`host slots=n`, --hostfile) syntax, whichever it is.
 MPIRUN=({{mpirun}})
 if ! command -v "${MPIRUN[0]}" > /dev/null 2>&1; then
-    echo "hpcopt job: ${MPIRUN[0]} not found{{mpirun_found}}" >&2
+    echo "hpcopt job: ${MPIRUN[0]} not found{{mpirun_missing_hint}}" >&2
     exit 2
 fi
 # One hostfile line per node of the allocation, with its task count

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -546,7 +547,13 @@ def test_module_launcher_without_an_mpirun_stops_before_the_step(tmp_path, fake_
                                                                    write_config):
     (fake_bin / "mpirun").unlink()
     config = write_config(tmp_path, {"hpcopt": [str(standin)], "launcher": "module"})
-    env = {"PATH": f"{fake_bin}:/usr/bin:/bin"}         # no venv, no mpirun anywhere
+    tools = tmp_path / "tools"                          # what the script needs, no mpirun
+    tools.mkdir()
+    for name in ("bash", "env", "mktemp", "grep", "tr", "cat", "rm", "date", "hostname"):
+        found = shutil.which(name)
+        if found:
+            (tools / name).symlink_to(found)
+    env = {"PATH": f"{fake_bin}:{tools}"}
     rc, err = finish(start_script(tmp_path, fake_bin, standin,
                                   slurm.prepare_job(config, "single").text, "exit", **env))
     assert rc == 2 and "mpirun not found on PATH after env_setup" in err

@@ -16,7 +16,6 @@ import collections
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -253,7 +252,7 @@ def pid_dead(pid: int) -> bool:
 
 
 HOLD_LOCKS = """
-import json, sys, time
+import sys, time
 from hpcopt.hpo.storage import LinkLock
 for path in sys.argv[1:]:
     LinkLock(path).acquire()
