@@ -2,7 +2,7 @@
 
 For every one of the 27 problems: difficulty, the digits (LRE, min over parameters and
 the residual sum of squares) a single least_squares fit reaches from Start 1 and from
-Start 2, and what the multi-start sweep of :func:`hpcopt.models.nist.multistart` reaches
+Start 2, and what the multi-start sweep of :func:`hpcopt.nist_accuracy.multistart` reaches
 (the procedure tests/models/test_nist_accuracy.py asserts).  Writes docs/nist-accuracy.md.
 
     python bench/nist_table.py [--out docs/nist-accuracy.md]
@@ -22,6 +22,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from hpcopt.models import nist as N  # noqa: E402
+from hpcopt import nist_accuracy as A  # noqa: E402
 
 #: budget of the two single fits (scipy's count): generous, so "no" means a wrong minimum
 SINGLE_FIT_NFEV = 5000
@@ -29,22 +30,22 @@ SINGLE_FIT_NFEV = 5000
 
 def _row(name: str) -> dict:
     p = N.read_nist(N.nist_path(name))
-    need = N.required_digits(p)
+    need = A.required_digits(p)
     row = {"name": name, "difficulty": p.difficulty, "n_params": p.model.n_params,
            "n_obs": p.n_obs, "need": need}
     for k in (1, 2):
-        r = N.single_fit(p, k, max_nfev=SINGLE_FIT_NFEV)
-        acc = N.accuracy(p, r.x, r.chi2) if r.status == "ok" else None
+        r = A.single_fit(p, k, max_nfev=SINGLE_FIT_NFEV)
+        acc = A.accuracy(p, r.x, r.chi2) if r.status == "ok" else None
         row[f"start{k}"] = {"digits": acc.digits if acc else 0.0,
                             "ok": bool(acc and acc.passes(need)), "nfev": r.nfev}
     t = time.perf_counter()
-    best, results = N.multistart(p)
+    best, results = A.multistart(p)
     seconds = time.perf_counter() - t
-    acc = N.accuracy(p, best.x, best.chi2)
+    acc = A.accuracy(p, best.x, best.chi2)
     row["multi"] = {"params_lre": acc.params_lre, "rss_lre": acc.rss_lre,
                     "rss_at_floor": acc.rss_at_floor, "ok": acc.passes(need),
                     "n_starts": len(results),
-                    "n_reaching": sum(N.accuracy(p, r.x, r.chi2).passes(need)
+                    "n_reaching": sum(A.accuracy(p, r.x, r.chi2).passes(need)
                                       for r in results if r.status == "ok"),
                     "nfev": sum(r.nfev for r in results), "seconds": seconds}
     return row
@@ -67,15 +68,15 @@ def markdown(result: dict) -> str:
         "`tests/models/test_nist_accuracy.py` asserts.  Digits are log relative errors,",
         "LRE = -log10(|estimate - certified| / |certified|), capped at 15.",
         "",
-        "**Procedure** (`hpcopt.models.nist.multistart`), using only each file's two published",
+        "**Procedure** (`hpcopt.nist_accuracy.multistart`), using only each file's two published",
         "starting values, never the certified ones: Sobol starts (`hpcopt.sweep.starts`, seed 0;",
         "the smallest power of two >= 4 x the number of parameters, 8 to 64) over the box",
-        f"spanned by Start 1 and Start 2 widened by {N.NARROW:g} (for positive parameters on a",
-        f"log scale: [min/{N.NARROW:g}, max*{N.NARROW:g}]; otherwise midpoint +- "
-        f"{N.NARROW:g} * max |start|), each refined by",
+        f"spanned by Start 1 and Start 2 widened by {A.NARROW:g} (for positive parameters on a",
+        f"log scale: [min/{A.NARROW:g}, max*{A.NARROW:g}]; otherwise midpoint +- "
+        f"{A.NARROW:g} * max |start|), each refined by",
         "`scipy.optimize.least_squares` (trf, `x_scale=\"jac\"`, ftol = xtol = gtol = 1e-15,",
-        f"exact complex-step Jacobian, {N.MAX_NFEV} evaluations at most) within the box widened",
-        f"by {N.WIDE:g}; the lowest chi2 wins.  Required: 6 digits (lower/average difficulty),",
+        f"exact complex-step Jacobian, {A.MAX_NFEV} evaluations at most) within the box widened",
+        f"by {A.WIDE:g}; the lowest chi2 wins.  Required: 6 digits (lower/average difficulty),",
         "4 (higher), for every parameter and for the residual sum of squares (RSS).",
         "",
         "**Single fits**: one least_squares fit from Start 1 / Start 2 with the same settings",

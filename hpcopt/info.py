@@ -41,7 +41,7 @@ def suggest(cpus: dict | None = None, env: dict | None = None) -> dict:
             "one rank per physical core; the coordinator rank sleeps while it waits"}
 
 
-def gather(world_size: int | None = None) -> dict:
+def gather(world_size: int | None = None, launcher_problem: str | None = None) -> dict:
     import h5py
     import numba
     import numpy
@@ -56,7 +56,8 @@ def gather(world_size: int | None = None) -> dict:
         "host": platform.node(),
         "mpi": {"library": MPI.Get_library_version().strip().splitlines()[0],
                 "standard": "%d.%d" % MPI.Get_version(), "mpi4py": __import__("mpi4py").__version__,
-                "world_size": MPI.COMM_WORLD.Get_size() if world_size is None else world_size},
+                "world_size": MPI.COMM_WORLD.Get_size() if world_size is None else world_size,
+                "launcher_problem": launcher_problem},
         "hdf5": {"h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version,
                  "mpi": bool(h5py.get_config().mpi)},
         "numba": numba.__version__, "numpy": numpy.__version__,
@@ -71,6 +72,8 @@ def format_info(info: dict) -> str:
     lines = [f"hpcopt {info['hpcopt']} on {info['host']} (Python {info['python']})",
              f"MPI: {info['mpi']['library']} (MPI {info['mpi']['standard']}, mpi4py "
              f"{info['mpi']['mpi4py']}), world size {info['mpi']['world_size']}",
+             *([f"MPI launcher PROBLEM: {info['mpi']['launcher_problem']}"]
+               if info["mpi"].get("launcher_problem") else []),
              f"HDF5: {info['hdf5']['hdf5']} via h5py {info['hdf5']['h5py']}, parallel (mpio): "
              f"{'yes' if info['hdf5']['mpi'] else 'no'}",
              f"numba {info['numba']}, numpy {info['numpy']}",
@@ -82,9 +85,13 @@ def format_info(info: dict) -> str:
 
 
 def run_info(as_json: bool) -> int:
+    """Print what this process sees; a launcher that started singletons is reported (by
+    the launcher's first process), not refused as campaigns refuse it. Exit 1 then."""
     from .mpi.runtime import get_world
-    world = get_world()
-    info = gather(world.size)
-    if world.is_root:
+    from .mpi.startup import launcher_mismatch, launcher_rank
+    world = get_world(check_launcher=False)
+    problem = launcher_mismatch(world.size)
+    info = gather(world.size, problem)
+    if world.is_root and (problem is None or launcher_rank() in ("0", "?")):
         print(json.dumps(info, indent=2) if as_json else format_info(info))
-    return 0
+    return 1 if problem else 0

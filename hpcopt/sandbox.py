@@ -1,8 +1,8 @@
 """Process isolation: evaluate tasks in a child process that may crash or hang.
 
 `[run] isolation = "process"` gives each worker rank a child Python process
-(`python -m hpcopt.sandbox`) that rebuilds the campaign's evaluator from the
-config and evaluates one task at a time.  The worker talks to it over pipes
+(`python -m hpcopt.sandbox_child`, the child side) that rebuilds the campaign's
+evaluator from the config and evaluates one task at a time.  The worker talks to it over pipes
 with one JSON object per line (no pickle).  A child that segfaults, calls
 os._exit or exceeds the task's time limit is killed and replaced; the task is
 recorded as failed (or timed out) and the campaign goes on.  The MPI rank
@@ -36,7 +36,6 @@ from typing import Any, Callable
 import numpy as np
 
 from .farm import Outcome, Task
-from .mpi.runtime import STOP_SIGNALS
 from .store import schema
 
 STARTUP_TIMEOUT = 300.0   # importing numpy/scipy/numba and building the problem
@@ -58,7 +57,7 @@ class SandboxEvaluator:
         return self.inputs_fn(task) if self.inputs_fn else {}
 
     def _start(self) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "hpcopt.sandbox"], stdin=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-m", "hpcopt.sandbox_child"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True, bufsize=1,
                                 env=_child_env())
         nonce = secrets.token_hex(8)
@@ -82,7 +81,7 @@ class SandboxEvaluator:
         nonce = secrets.token_hex(8)
         proc.stdin.write(json.dumps({"task_id": task.task_id, "attempt": task.attempt,
                                      "payload": task.payload, "nonce": nonce},
-                                    default=_jsonable) + "\n")
+                                    default=jsonable) + "\n")
         proc.stdin.flush()
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         while True:
@@ -164,88 +163,9 @@ def _describe(code: int) -> str:
     return f"exit status {code}"
 
 
-def _jsonable(value: Any):
+def jsonable(value: Any):
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
-
-
-# ---------------------------------------------------------------------------------------
-# the child
-
-def _child_evaluator(spec: dict):
-    from .campaign.registry import get
-    return get(spec["kind"]).sandbox_evaluator(spec)
-
-
-def _private_protocol() -> tuple:
-    """Move the protocol off stdin/stdout onto descriptors only this process uses (module
-    docstring); return the (reader, writer) file objects."""
-    proto_in, proto_out = os.dup(0), os.dup(1)        # os.dup: not inherited across exec
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 0)
-    os.dup2(2, 1)                                     # the objective's prints go to stderr
-
-    def hide_in_forked_child() -> None:
-        os.dup2(devnull, proto_in)
-        os.dup2(devnull, proto_out)
-
-    os.register_at_fork(after_in_child=hide_in_forked_child)
-    return os.fdopen(proto_in, "r"), os.fdopen(proto_out, "w")
-
-
-def _leave_signals_to_the_rank() -> None:
-    """The rank decides when to stop (after the current task): stop signals sent to the
-    whole job or process group must not kill the task half-way (it would be recorded as
-    failed instead of staying pending), and the child must not outlive its rank."""
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, lambda signum, frame: None)   # not SIG_IGN: exec resets handlers
-    if sys.platform.startswith("linux"):
-        import ctypes
-        try:
-            ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)   # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-
-def child_main() -> int:
-    from .timelimit import TaskTimeout
-    _leave_signals_to_the_rank()
-    stdin, stdout = _private_protocol()
-    me = os.getpid()
-    spec = json.loads(stdin.readline())
-    evaluator = _child_evaluator(spec)
-    stdout.write(json.dumps({"ready": True, "nonce": spec.get("nonce")}) + "\n")
-    stdout.flush()
-    nonce = None
-
-    def report(step: int, value: float) -> bool:
-        stdout.write(json.dumps({"report": [int(step), float(value)], "nonce": nonce}) + "\n")
-        stdout.flush()
-        return bool(json.loads(stdin.readline())["stop"])
-
-    for line in stdin:
-        msg = json.loads(line)
-        nonce = msg.get("nonce")
-        task = Task(msg["task_id"], msg["attempt"], msg["payload"])
-        try:
-            status, values, message = evaluator.evaluate(task, report)
-        except TaskTimeout:
-            raise
-        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - a result
-            status, values, message = schema.FAILED, {}, f"{type(exc).__name__}: {exc}"
-        if os.getpid() != me:          # a child the objective forked came back here
-            os._exit(0)
-        values = {k: _jsonable(v) if isinstance(v, (np.ndarray, np.generic)) else v
-                  for k, v in values.items()}
-        # Python's json writes and reads NaN/Infinity, so failed fits travel as they are
-        stdout.write(json.dumps({"status": int(status), "values": values,
-                                 "message": message, "nonce": nonce}) + "\n")
-        stdout.flush()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(child_main())

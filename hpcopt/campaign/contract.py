@@ -168,6 +168,12 @@ class CampaignKind:
     parallel_store: bool = True    # the result file may be written with parallel HDF5
     #: canonical-config keys (dotted) that --resume may raise: the campaign is extended
     extendable: tuple[str, ...] = ()
+    #: the config table that marks a config as this kind's (None: the default kind)
+    signature_table: str | None = None
+    #: SLURM array tasks of this kind join one study (the array template)
+    joins_study: bool = False
+    #: rank 0 also evaluates when there are other ranks (False: it only coordinates)
+    coordinator_evaluates: bool = False
 
     # -- command line ------------------------------------------------------------------
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:

@@ -46,6 +46,15 @@ def for_config(command: str, root) -> CampaignKind:
     return candidates[-1]
 
 
+def command_of(data: Mapping[str, Any]) -> str:
+    """The subcommand a parsed config is for: the kind whose signature table it has, else
+    the default kind's (e.g. `hpcopt submit`, which is given no subcommand)."""
+    for kind in KINDS.values():
+        if kind.signature_table is not None and kind.signature_table in data:
+            return kind.command
+    return next(k.command for k in KINDS.values() if k.signature_table is None)
+
+
 def of_file(attrs: Mapping[str, Any], table_attrs: Mapping[str, Any] | None = None,
             path: object = "") -> CampaignKind:
     """The kind of a result file from its attributes: ``campaign`` (format 2 and later),

@@ -26,7 +26,7 @@ def read_common(root: Table, cf, kind: CampaignKind, output: str | None, *,
     paths = CampaignPaths.resolve(output, parse_output(root, cf, cf.path.stem + ".h5").path)
     run = parse_run(root)
     if "slurm" in root:
-        from ..slurm import parse_slurm_config
+        from ..slurm_config import parse_slurm_config
         parse_slurm_config(root, cf.source)
     return PlanSource(root, cf, paths, run, dict(options or {}), resume, force)
 

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ..tomlread import Table
+from .argv_template import check_template
 from .pbt.config import OPTUNA_ONLY_KEYS, PbtSettings, parse_pbt_settings
 from .space import SearchSpace, parse_space
 
@@ -246,7 +247,6 @@ def _parse_objective(t: Table, base_dir: Path, out: Path | None,
     if (not isinstance(command, list) or not command
             or not all(isinstance(a, str) for a in command)):
         raise t.error("expected a non-empty list of strings (argv; no shell)", "command")
-    from .external import check_template  # local import: external imports config types
     for i, item in enumerate(command):
         problem = check_template(item, space.names)
         if problem:

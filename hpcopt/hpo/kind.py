@@ -28,6 +28,8 @@ class HpoKind(CampaignKind):
     tables = ("hpo", "objective", "space", "resources")
     parallel_store = False                      # rank 0 writes; the table grows
     extendable = ("hpo.n_trials", "hpo.time_budget")
+    signature_table = "hpo"
+    joins_study = True                          # array tasks share one Optuna study
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from .campaign import add_study_arguments

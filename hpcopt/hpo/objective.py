@@ -20,7 +20,6 @@ import copy
 import inspect
 from dataclasses import replace
 import math
-import numbers
 import time
 import traceback
 from pathlib import Path
@@ -31,7 +30,7 @@ from ..imports import load_callable
 from ..objective_value import objective_value
 from ..timelimit import TaskTimeout, time_limit
 from .config import HpoConfig
-from .trials import ReportFn, TrialOutcome, TrialSpec
+from .trials import Reporter, ReportFn, TrialOutcome, TrialSpec
 
 Runner = Callable[..., TrialOutcome]
 
@@ -42,27 +41,6 @@ class TrialPruned(Exception):
 
 #: raised inside an objective when its trial_timeout has passed (hpcopt.timelimit)
 TrialTimeout = TaskTimeout
-
-
-class Reporter:
-    """The `report` an objective receives: validates, remembers, forwards to the coordinator."""
-
-    def __init__(self, decide: ReportFn | None):
-        self._decide = decide
-        self.stop_requested = False
-        self.last: tuple[int, float] | None = None
-        self.n_reports = 0
-
-    def __call__(self, step: int, value: float) -> bool:
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
-            raise ValueError(f"report(step, value): step must be an integer >= 0, got {step!r}")
-        value = float(value)
-        if self.stop_requested:
-            return True
-        self.last, self.n_reports = (int(step), value), self.n_reports + 1
-        if self._decide is not None and math.isfinite(value):
-            self.stop_requested = bool(self._decide(int(step), value))
-        return self.stop_requested
 
 
 def report_mode(func: Callable) -> str:

@@ -87,6 +87,10 @@ A_FILE = "hpcopt_result_file"  # the result file that records the trial (array t
 A_DUPLICATE = "hpcopt_duplicate"   # drawn point repeated an earlier trial: never run
 A_DRAWN = "hpcopt_drawn_on"        # "worker" (its replica), "rank 0", or "space" (enumerated)
 HEARTBEAT_PREFIX = "hpcopt:heartbeat:"       # study system attr per coordinator
+# heartbeat period and the silence after which a coordinator on another host is gone (s);
+# the variables are a test hook: seconds instead of minutes on a test cluster
+HEARTBEAT_INTERVAL = float(os.environ.get("HPCOPT_HPO_HEARTBEAT", "30"))
+STALE_AFTER = float(os.environ.get("HPCOPT_HPO_STALE_AFTER", "300"))
 _NOT_COUNTED = (A_OVER, A_INTERRUPTED, A_RETRIED, A_DUPLICATE)
 _MAX_ERROR = 4000
 #: trials in flight in deterministic mode when max_concurrent is not set: a constant, so
@@ -105,8 +109,9 @@ class HpoPolicy:
 
     def __init__(self, settings: HpoSettings, space: SearchSpace, *, seed: int = 0,
                  stream: int = 0, n_workers: int = 1, resume: bool = False,
-                 storage: BaseStorage | None = None, heartbeat_interval: float = 30.0,
-                 stale_after: float = 300.0, clock: Callable[[], float] = time.monotonic,
+                 storage: BaseStorage | None = None,
+                 heartbeat_interval: float = HEARTBEAT_INTERVAL,
+                 stale_after: float = STALE_AFTER, clock: Callable[[], float] = time.monotonic,
                  result_file: str = "", has_workers: bool = False):
         optuna.logging.set_verbosity(optuna.logging.WARNING)   # no line per trial on stderr
         self.settings, self.space, self.seed, self.stream = settings, space, seed, stream

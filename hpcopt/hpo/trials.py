@@ -8,6 +8,7 @@ and from JSON-clean dicts (``to_dict``/``from_dict``) for messages.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -93,3 +94,24 @@ class TrialRecord:
         d = asdict(self)
         d["intermediate"] = [list(x) for x in self.intermediate]
         return d
+
+
+class Reporter:
+    """The `report` an objective receives: validates, remembers, forwards to the coordinator."""
+
+    def __init__(self, decide: ReportFn | None):
+        self._decide = decide
+        self.stop_requested = False
+        self.last: tuple[int, float] | None = None
+        self.n_reports = 0
+
+    def __call__(self, step: int, value: float) -> bool:
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+            raise ValueError(f"report(step, value): step must be an integer >= 0, got {step!r}")
+        value = float(value)
+        if self.stop_requested:
+            return True
+        self.last, self.n_reports = (int(step), value), self.n_reports + 1
+        if self._decide is not None and math.isfinite(value):
+            self.stop_requested = bool(self._decide(int(step), value))
+        return self.stop_requested

@@ -11,6 +11,8 @@ Everything that touches MPI directly (besides the task farm's messages in
   core of its own;
 * an uncaught error on any rank prints one message (rank, host, exception,
   traceback) and aborts the whole job with exit status 1: never a hang;
+* MPI_Init itself cannot hang either, and a launcher that starts N singletons is
+  refused (:mod:`hpcopt.mpi.startup`);
 * SIGTERM and SIGUSR1 (what SLURM sends before the time limit) only set a flag;
   campaigns poll it, checkpoint and stop cleanly.
 """
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..errors import EXIT_CTRL_C
+from . import startup
 
 #: backoff of every quiet wait (seconds): polls start fast, stay at BACKOFF_SHORT while a
 #: partner is probably about to answer (the first BACKOFF_PATIENCE seconds), then settle
@@ -139,8 +142,9 @@ class Backoff:
 
 
 def _mpi():
-    from mpi4py import MPI  # imported lazily: report/analysis code never needs MPI
-    return MPI
+    """mpi4py.MPI, initialised (lazily: report/analysis code never needs MPI; see
+    hpcopt.mpi.startup for how MPI_Init is guarded)."""
+    return startup.initialised_mpi()
 
 
 @dataclass
@@ -234,14 +238,21 @@ def wait_all(requests: list) -> None:
 _WORLD: World | None = None
 
 
-def get_world() -> World:
-    """Initialise MPI (singleton mode without a launcher) and return the world."""
+def get_world(check_launcher: bool = True) -> World:
+    """Initialise MPI (singleton mode without a launcher) and return the world.
+
+    A launcher that started N processes which each see a world of 1 ends the process
+    with one message and exit status 1 (unless `check_launcher` is False: hpcopt info).
+    """
     global _WORLD
     if _WORLD is None:
         MPI = _mpi()
         comm = MPI.COMM_WORLD
-        _WORLD = World(comm=comm, rank=comm.Get_rank(), size=comm.Get_size(),
-                       host=socket.gethostname())
+        world = World(comm=comm, rank=comm.Get_rank(), size=comm.Get_size(),
+                      host=socket.gethostname())
+        if check_launcher:
+            startup.refuse_mismatched_launcher(world.size)
+        _WORLD = world
     return _WORLD
 
 

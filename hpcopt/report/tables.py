@@ -114,7 +114,7 @@ def _keep_mask(f: h5py.File, name: str, rows: np.ndarray) -> np.ndarray:
         return rows["status"] != schema.PENDING
     if name == "samples" and "energy" in names:
         return np.isfinite(rows["energy"])
-    if name in FINAL_TABLES and f.attrs.get(schema.ATTR_KIND) in ("temper", b"temper"):
+    if name in FINAL_TABLES:                  # tempering's end-of-run tables
         return np.full(len(rows), FINAL_MARK in f.attrs)
     return np.ones(len(rows), dtype=bool)
 

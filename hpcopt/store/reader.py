@@ -315,10 +315,9 @@ def _check_table(f: h5py.File, name: str, columns: dict[str, str], kind: str, fa
                         f"{'numbers' if kinds != _TEXT else 'text'}")
     _check_size(obj, name, fault)
     _check_attrs(obj, f"table '{name}'", TABLE_ATTRS, fault)
-    if kind == "sweep" and name == "tasks":
-        _check_sweep_columns(obj, fault)
-    if kind == "temper" and name == "rounds":
-        _check_ladder_columns(obj, fault)
+    extra = _TABLE_CHECKS.get((kind, name))
+    if extra is not None:
+        extra(obj, fault)
 
 
 def _check_size(ds: h5py.Dataset, name: str, fault) -> None:
@@ -421,3 +420,8 @@ def failure_groups(ds: h5py.Dataset, limit: int = 10) -> list[dict]:
             entry[0] += 1
     ordered = sorted(groups.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
     return [{"message": k, "count": c, "example": ex} for k, (c, ex) in ordered]
+
+
+#: checks of a table's columns beyond LAYOUT, by (kind, table)
+_TABLE_CHECKS = {("sweep", "tasks"): _check_sweep_columns,
+                 ("temper", "rounds"): _check_ladder_columns}

@@ -35,7 +35,6 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ResultFileError
-from ..slurm import slurm_ids
 from . import schema
 from .reader import open_result
 from .space import LOW_WATER_BYTES, RESERVE_BYTES, SpaceReserve, disk_full, file_system, \
@@ -43,6 +42,14 @@ from .space import LOW_WATER_BYTES, RESERVE_BYTES, SpaceReserve, disk_full, file
 
 
 log = logging.getLogger("hpcopt")
+
+
+def slurm_ids() -> dict[str, str]:
+    """SLURM job/array ids and node list for the result-file attributes (only those set)."""
+    names = {"SLURM_JOB_ID": "slurm_job_id", "SLURM_ARRAY_JOB_ID": "slurm_array_job_id",
+             "SLURM_ARRAY_TASK_ID": "slurm_array_task_id", "SLURM_JOB_NODELIST": "slurm_nodelist",
+             "SLURM_RESTART_COUNT": "slurm_restart_count"}
+    return {attr: os.environ[var] for var, attr in names.items() if os.environ.get(var)}
 
 
 def h5py_has_mpi() -> bool:

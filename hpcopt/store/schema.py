@@ -19,6 +19,8 @@ import numpy as np
 FORMAT_VERSION = 1
 
 KINDS = ("sweep", "temper", "hpo")
+#: the families by name (the result file's `kind`; the campaign kinds are campaign.registry's)
+SWEEP, TEMPER, HPO = KINDS
 FILE_STATUSES = ("running", "complete", "interrupted")
 
 # task status codes, stored as an HDF5 enum so h5dump shows the names

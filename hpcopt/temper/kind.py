@@ -19,6 +19,8 @@ class TemperKind(CampaignKind):
     noun = "rounds"
     tables = ("temper", "problem")
     extendable = ("temper.rounds",)         # extend.py: the chains continue
+    signature_table = "temper"
+    coordinator_evaluates = True            # every rank advances its replicas
 
     # -- rank 0 --------------------------------------------------------------------------
     def plan(self, src: PlanSource):

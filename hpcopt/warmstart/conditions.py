@@ -89,11 +89,12 @@ def add_result_file(history_path: str | Path, result_h5: str | Path, *,
     `allow_incomplete`.  Adding the same file twice records it once.
     """
     from ..store.reader import attr_json, attr_str, open_result
+    from ..store import schema
 
     path = Path(result_h5).resolve()
     with open_result(path) as f:
         kind, status = attr_str(f, "kind"), attr_str(f, "status")
-        if kind != "sweep":
+        if kind != schema.SWEEP:
             raise ResultFileError(f"{path}: holds a {kind!r} campaign; only sweep fits go into "
                                   "the history")
         if status != "complete" and not allow_incomplete:

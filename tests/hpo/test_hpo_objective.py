@@ -9,7 +9,8 @@ import optuna
 import pytest
 
 from hpcopt.hpo.config import ObjectiveConfig
-from hpcopt.hpo.external import CommandRunner, build_argv
+from hpcopt.hpo.argv_template import build_argv
+from hpcopt.hpo.external import CommandRunner
 from hpcopt.hpo.objective import PythonRunner, TrialPruned, report_mode
 from hpcopt.hpo.trials import TrialSpec
 

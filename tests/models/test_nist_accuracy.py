@@ -5,23 +5,24 @@ published starting values (widened by 2; never the certified values), each refin
 least_squares within the box widened by 10, keep the lowest chi2: the certified
 parameters and residual sum of squares must be reproduced to >= 6 significant digits
 (lower/average difficulty) or >= 4 (higher).  The procedure is
-:func:`hpcopt.models.nist.multistart`; docs/nist-accuracy.md is its table.
+:func:`hpcopt.nist_accuracy.multistart`; docs/nist-accuracy.md is its table.
 """
 
 import numpy as np
 import pytest
 
 from hpcopt.models import nist as N
+from hpcopt import nist_accuracy as A
 
 
 @pytest.mark.parametrize("name", N.NIST_NAMES)
 def test_multistart_reaches_certified_values(name):
     p = N.read_nist(N.nist_path(name))
-    best, results = N.multistart(p)
+    best, results = A.multistart(p)
     assert best is not None, "every start failed"
-    assert len(results) == N.default_n_starts(p.model.n_params)
-    acc = N.accuracy(p, best.x, best.chi2)
-    need = N.required_digits(p)
+    assert len(results) == A.default_n_starts(p.model.n_params)
+    acc = A.accuracy(p, best.x, best.chi2)
+    need = A.required_digits(p)
     assert acc.passes(need), (f"{name} ({p.difficulty}): parameter LRE {acc.params_lre:.1f}, "
                               f"RSS LRE {acc.rss_lre:.1f}, need {need}")
     # the best chi2 really is the smallest of the sweep
@@ -33,6 +34,6 @@ def test_bounds_come_from_the_starts_only():
     p = N.read_nist(N.nist_path("Misra1a"))
     from dataclasses import replace
     q = replace(p, certified=p.certified * 3, certified_std=p.certified_std * 0)
-    for widen in (N.NARROW, N.WIDE):
-        for a, b in zip(N.starts_box(p, widen)[:2], N.starts_box(q, widen)[:2]):
+    for widen in (A.NARROW, A.WIDE):
+        for a, b in zip(A.starts_box(p, widen)[:2], A.starts_box(q, widen)[:2]):
             np.testing.assert_array_equal(a, b)

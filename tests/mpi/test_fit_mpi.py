@@ -6,7 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from hpcopt.models.nist import accuracy, nist_path, read_nist, required_digits, starts_box
+from hpcopt.models.nist import nist_path, read_nist
+from hpcopt.nist_accuracy import accuracy, required_digits, starts_box
 from hpctest import run, write_config
 
 pytestmark = pytest.mark.mpi

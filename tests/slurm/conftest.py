@@ -1,4 +1,4 @@
-"""A real single-node SLURM for the tests, and a stand-in for hpcopt in job scripts.
+"""Real SLURM clusters for the tests, and a stand-in for hpcopt in job scripts.
 
 ``slurm_cluster`` (session scope) starts slurmctld, slurmd and munge with
 ``<repo>/../shared/slurm/start-single-node`` in a fresh directory, sets ``SLURM_CONF``
@@ -6,6 +6,17 @@ in ``os.environ`` for the session (so sbatch, squeue and ``hpcopt submit`` reach
 stops exactly those daemons at the end. A cluster that already answers at ``SLURM_CONF``
 (e.g. started by .ci/run) is used as it is and left running. Missing scripts, no root or
 a cluster that does not come up fail the test with the reason (they never skip).
+
+``two_node_cluster`` (session scope) does the same with ``start-cluster 2``: nodes n1 and
+n2, each in its own network/UTS/mount namespace. It leaves ``os.environ`` alone (both
+clusters may be up at once): use its ``env``, ``run`` and ``sbatch``.
+HPCOPT_TEST_CLUSTER_CONF names the slurm.conf of a running one to reuse instead.
+
+Both give their cluster job ids of its own (FirstJobId, drawn at random): MPICH names a
+node's shared-memory segment after the SLURM job id (/dev/shm/mpich_shm_<hash("J.S")>_<node>),
+every fresh cluster would count from 1, and all of them share this machine's /dev/shm, so
+job 5 of one cluster would attach to the segment of job 5 of another (or of an earlier
+session's killed job 5) and fail or hang in MPI_Init (tests/slurm/mpich_shm_collision.sh).
 
 The fixture yields a :class:`SlurmCluster` with the helpers tests need:
 ``sbatch``, ``wait_for_job`` (poll ``scontrol show job`` until every task ended),
@@ -17,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import stat
@@ -29,6 +41,8 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+
+from mpich_shm import mpich_slab
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_SLURM = REPO.parent / "shared" / "slurm"
@@ -159,10 +173,31 @@ def _log_tail(base: Path) -> str:
     return "\n".join(lines)
 
 
-def _warm_up(cluster: SlurmCluster) -> None:
-    """On this setup the first `srun --mpi=pmi2` step after slurmd starts breaks MPI_Init
-    (UCX "failed to unpack address"); every later step works. Spend that first step here."""
-    cluster.run("srun", "-n", "1", "true", timeout=60, check=False)
+#: job ids a test cluster may use after its FirstJobId (for the clean-up of its segments)
+JOB_ID_SPAN = 5000
+
+
+def _own_job_ids(cluster: SlurmCluster) -> int:
+    """Make the cluster number its jobs from a random FirstJobId (see the module docstring)
+    and keep finished jobs visible to `scontrol show job` for an hour (the generated
+    MinJobAge=300 loses the state of a job that ended while other tests ran): appended to
+    its generated slurm.conf, then `scontrol reconfigure`. Returns the FirstJobId."""
+    first = random.randrange(1_000_000, 60_000_000, JOB_ID_SPAN)
+    conf = Path(cluster.conf)
+    conf.write_text(conf.read_text() + f"FirstJobId={first}\nMinJobAge=3600\n")
+    cluster.run("scontrol", "reconfigure")
+    cluster.wait_for(lambda: re.search(rf"FirstJobId\s*=\s*{first}\b",
+                                       cluster.run("scontrol", "show", "config").stdout),
+                     30, f"slurmctld to take FirstJobId={first}")
+    return first
+
+
+def _remove_own_slabs(first: int, nodes: int) -> None:
+    """Segments our killed job steps left in /dev/shm (nobody else uses these job ids)."""
+    for job in range(first, first + JOB_ID_SPAN):
+        for step in range(8):
+            for node in range(nodes):
+                mpich_slab(f"{job}.{step}", node).unlink(missing_ok=True)
 
 
 def _cancel_all(cluster: SlurmCluster, timeout: float = 30) -> None:
@@ -181,9 +216,7 @@ def slurm_cluster():
     """A running single-node SLURM; SLURM_CONF is set in os.environ for the session."""
     old_conf = os.environ.get("SLURM_CONF")
     if old_conf and _answers(old_conf):
-        cluster = SlurmCluster(None, old_conf)
-        _warm_up(cluster)
-        yield cluster
+        yield SlurmCluster(None, old_conf)
         return
     start, stop = SHARED_SLURM / "start-single-node", SHARED_SLURM / "stop-single-node"
     missing = [str(p) for p in (start, stop) if not p.is_file()]
@@ -210,16 +243,77 @@ def slurm_cluster():
                     f"slurmctld using port 6817 on this machine?\n{detail}", pytrace=False)
     os.environ["SLURM_CONF"] = conf
     cluster = SlurmCluster(state, conf)
-    _warm_up(cluster)
+    first = None
     try:
+        first = _own_job_ids(cluster)
         yield cluster
     finally:
         _cancel_all(cluster)
         subprocess.run(["bash", str(stop), str(state)], capture_output=True, timeout=120)
+        if first is not None:
+            _remove_own_slabs(first, nodes=1)
         if old_conf is None:
             os.environ.pop("SLURM_CONF", None)
         else:
             os.environ["SLURM_CONF"] = old_conf
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _idle_nodes(conf: str) -> set[str]:
+    try:
+        proc = subprocess.run(["sinfo", "-h", "-N", "-t", "idle,mix,alloc", "-o", "%N"],
+                              env={**os.environ, "SLURM_CONF": conf}, capture_output=True,
+                              text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    return set(proc.stdout.split()) if proc.returncode == 0 else set()
+
+
+@pytest.fixture(scope="session")
+def two_node_cluster():
+    """A running 2-node start-cluster cluster (n1, n2); os.environ is left alone."""
+    reuse = os.environ.get("HPCOPT_TEST_CLUSTER_CONF")
+    if reuse:
+        if _idle_nodes(reuse) != {"n1", "n2"}:
+            pytest.fail(f"HPCOPT_TEST_CLUSTER_CONF={reuse}: no cluster with nodes n1 and n2 "
+                        f"answers there", pytrace=False)
+        yield SlurmCluster(None, reuse)
+        return
+    start, stop = SHARED_SLURM / "start-cluster", SHARED_SLURM / "stop-cluster"
+    missing = [str(p) for p in (start, stop) if not p.is_file()]
+    if missing:
+        pytest.fail(f"the 2-node tests need {', '.join(missing)} (a multi-node SLURM on this "
+                    f"machine; see {SHARED_SLURM / 'README.md'})", pytrace=False)
+    if os.geteuid() != 0:
+        pytest.fail("the 2-node tests create network namespaces and start slurmctld/slurmd/"
+                    "munge: they must run as root", pytrace=False)
+    base = Path(tempfile.mkdtemp(prefix="hpcopt-2nodes-"))
+    _make_traversable(base)
+    state = base / "cluster"
+    try:
+        proc = subprocess.run(["bash", str(start), "2", str(state)], capture_output=True,
+                              text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        subprocess.run(["bash", str(stop), str(state)], capture_output=True, timeout=120)
+        pytest.fail(f"start-cluster 2 {state} did not finish in 300 s", pytrace=False)
+    conf = str(state / "slurm.conf")
+    if proc.returncode != 0 or _idle_nodes(conf) != {"n1", "n2"}:
+        detail = f"{proc.stdout}\n{proc.stderr}\n{_log_tail(state) if state.exists() else ''}"
+        if (state / "cluster.env").exists():
+            subprocess.run(["bash", str(stop), str(state)], capture_output=True, timeout=120)
+        pytest.fail(f"start-cluster 2 {state} failed (exit {proc.returncode}); only one "
+                    f"such cluster can exist on this machine (bridge hpct0)\n{detail}",
+                    pytrace=False)
+    cluster = SlurmCluster(state, conf)
+    first = None
+    try:
+        first = _own_job_ids(cluster)
+        yield cluster
+    finally:
+        _cancel_all(cluster)
+        subprocess.run(["bash", str(stop), str(state)], capture_output=True, timeout=120)
+        if first is not None:
+            _remove_own_slabs(first, nodes=2)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -266,10 +360,13 @@ def toml_value(v) -> str:
 
 
 def _write_config(folder: Path, slurm_table: dict | None, kind: str = "hpo",
-                  output: str = "study.h5", name: str = "study.toml", body: str | None = None
-                  ) -> Path:
-    """Write FOLDER/NAME: a `kind` campaign (or `body`), [output] path, and [slurm] table."""
+                  output: str = "study.h5", name: str = "study.toml", body: str | None = None,
+                  resources: dict | None = None) -> Path:
+    """Write FOLDER/NAME: a `kind` campaign (or `body`), [output] path, [resources] and
+    [slurm] tables."""
     text = (body or CAMPAIGNS[kind]) + f"[output]\npath = {toml_value(output)}\n"
+    if resources is not None:
+        text += "[resources]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in resources.items())
     if slurm_table is not None:
         text += "[slurm]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in slurm_table.items())
     path = folder / name
@@ -282,7 +379,7 @@ def _write_config(folder: Path, slurm_table: dict | None, kind: str = "hpo",
 @pytest.fixture(scope="session")
 def write_config():
     """write_config(folder, {slurm keys}, kind="hpo", output="study.h5", name="study.toml",
-    body=None) -> config path: a campaign config with a [slurm] table."""
+    body=None, resources=None) -> config path: a campaign config with a [slurm] table."""
     return _write_config
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from hpcopt import slurm
+from hpcopt.store.resultfile import slurm_ids
 from hpcopt.errors import ConfigError, UsageError
 
 def render(write_config, folder: Path, template: str, slurm_table: dict | None,
@@ -417,13 +419,13 @@ def test_slurm_ids(monkeypatch):
     for var in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID",
                 "SLURM_JOB_NODELIST", "SLURM_RESTART_COUNT"):
         monkeypatch.delenv(var, raising=False)
-    assert not slurm.in_slurm_allocation() and slurm.slurm_ids() == {}
+    assert not slurm.in_slurm_allocation() and slurm_ids() == {}
     monkeypatch.setenv("SLURM_JOB_ID", "17")
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "15")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
     monkeypatch.setenv("SLURM_JOB_NODELIST", "n[1-2]")
     assert slurm.in_slurm_allocation()
-    assert slurm.slurm_ids() == {"slurm_job_id": "17", "slurm_array_job_id": "15",
+    assert slurm_ids() == {"slurm_job_id": "17", "slurm_array_job_id": "15",
                                  "slurm_array_task_id": "2", "slurm_nodelist": "n[1-2]"}
 
 
@@ -455,3 +457,243 @@ def test_localhost_hydra_hostfile_runs_with_the_bundled_mpiexec(tmp_path):
                           capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert re.findall(r"size=(\d+)", proc.stdout) == ["2", "2"]    # lines may interleave
+
+
+# -- the launcher: srun, the bundled MPICH, or the site's mpirun (issue 15.9) ---------------
+
+def launch_line(script: str) -> str:
+    """The LAUNCH=(...) array of a rendered script, as one line."""
+    m = re.search(r"^LAUNCH=\((.*?)\)$", script, re.M | re.S)
+    assert m, script
+    return " ".join(m.group(1).split())
+
+
+def run_line(script: str) -> str:
+    """The line that runs hpcopt (continuation lines joined)."""
+    text = script.replace("\\\n", " ")
+    return next(" ".join(ln.split()) for ln in text.splitlines()
+                if ln.startswith('_hpcopt_run_step "'))
+
+
+def header(script: str) -> str:
+    """The comment block at the top of a rendered script (before the first #SBATCH)."""
+    return script.split("#SBATCH", 1)[0]
+
+
+@pytest.mark.parametrize("template", ["single", "array"])
+def test_srun_is_the_default_launcher_of_single_and_array(tmp_path, write_config, template):
+    script = render(write_config, tmp_path, template, {"array": 2})
+    assert launch_line(script).startswith("srun --mpi=pmi2 --kill-on-bad-exit=1")
+    assert "MPIRUN=" not in script
+    assert "srun --mpi=pmi2 --kill-on-bad-exit=1: SLURM starts the ranks" in header(script)
+
+
+@pytest.mark.parametrize("mpi", ["pmix", ""])
+def test_the_header_names_the_srun_that_is_rendered(tmp_path, write_config, mpi):
+    script = render(write_config, tmp_path, "single", {"mpi": mpi})
+    head = header(script)
+    assert "pmi2" not in head and "pmi2" not in launch_line(script)
+    if mpi:
+        assert "srun --mpi=pmix --kill-on-bad-exit=1" in head
+        assert launch_line(script).startswith("srun --mpi=pmix ")
+    else:
+        assert "srun --kill-on-bad-exit=1" in head and "MpiDefault" in head
+        assert launch_line(script).startswith("srun --kill-on-bad-exit=1")
+
+
+def test_bundled_launcher_is_the_mpirun_next_to_this_python(tmp_path, write_config):
+    bundled = str(Path(os.path.abspath(sys.executable)).parent / "mpirun")
+    for template, table in (("single", {"launcher": "bundled"}), ("mpirun", {})):
+        script = render(write_config, tmp_path, template, table)
+        assert f"MPIRUN=({bundled})" in script
+        assert launch_line(script) == ('"${MPIRUN[@]}" "$HOSTFILE_OPTION" "$HOSTFILE" -n '
+                                       '"${SLURM_NTASKS:-1}"')
+        assert f"{bundled} -f/--hostfile HOSTFILE" in header(script)
+        assert "srun --mpi" not in script
+
+
+def test_module_launcher_is_the_mpirun_on_path_after_env_setup(tmp_path, write_config):
+    script = render(write_config, tmp_path, "single", {"launcher": "module",
+                                                       "env_setup": ["module load openmpi"]})
+    assert "MPIRUN=(mpirun)" in script
+    assert script.index("module load openmpi") < script.index("MPIRUN=(mpirun)")
+    assert "the site's MPI, as env_setup put it on PATH" in header(script)
+    own = render(write_config, tmp_path, "mpirun", {"mpirun": "/opt/intel/bin/mpiexec.hydra"})
+    assert "MPIRUN=(/opt/intel/bin/mpiexec.hydra)" in own      # an mpirun command: module
+    assert "launcher \"module\"" in own
+
+
+@pytest.mark.parametrize("table,key", [({"launcher": "srun"}, "slurm.launcher"),
+                                       ({"launcher": "bundled", "mpirun": "mpirun"},
+                                        "slurm.mpirun"),
+                                       ({"launcher": "ssh"}, "slurm.launcher")])
+def test_contradictory_launchers_are_refused(tmp_path, write_config, table, key):
+    with pytest.raises(ConfigError) as info:
+        slurm.prepare_job(write_config(tmp_path, table), "mpirun")
+    assert info.value.key == key
+
+
+def test_module_launcher_runs_the_sites_mpirun_not_the_venvs(tmp_path, fake_bin, standin,
+                                                               write_config):
+    """env_setup puts the site's MPI first on PATH (what `module load` does); the job runs
+    that mpirun with a hostfile of the allocation."""
+    site = tmp_path / "site mpi" / "bin"
+    site.mkdir(parents=True)
+    (fake_bin / "mpirun").rename(site / "mpirun")
+    config = write_config(tmp_path, {"hpcopt": [str(standin)], "launcher": "module",
+                                     "env_setup": [f"export PATH='{site}':$PATH"]})
+    rc, err = finish(start_script(tmp_path, fake_bin, standin,
+                                  slurm.prepare_job(config, "single").text, "exit"))
+    assert rc == 0, err
+    assert (tmp_path / "fakelog" / "mpirun.args").read_text().split("\n")[2:4] == ["-n", "3"]
+    assert (tmp_path / "fakelog" / "hostfile").read_text().split() == ["node1:2", "node2:1"]
+    assert not (tmp_path / "fakelog" / "srun.args").exists()
+    assert record(standin)["argv"][:2] == ["hpo", str(config)]
+
+
+def test_module_launcher_without_an_mpirun_stops_before_the_step(tmp_path, fake_bin, standin,
+                                                                   write_config):
+    (fake_bin / "mpirun").unlink()
+    config = write_config(tmp_path, {"hpcopt": [str(standin)], "launcher": "module"})
+    tools = tmp_path / "tools"                          # what the script needs, no mpirun
+    tools.mkdir()
+    for name in ("bash", "env", "mktemp", "grep", "tr", "cat", "rm", "date", "hostname"):
+        found = shutil.which(name)
+        if found:
+            (tools / name).symlink_to(found)
+    env = {"PATH": f"{fake_bin}:{tools}"}
+    rc, err = finish(start_script(tmp_path, fake_bin, standin,
+                                  slurm.prepare_job(config, "single").text, "exit", **env))
+    assert rc == 2 and "mpirun not found on PATH after env_setup" in err
+    assert not list((tmp_path / "records").glob("*.json"))
+
+
+def test_pmix_with_the_bundled_mpich_warns(tmp_path, write_config):
+    assert slurm.bundled_mpich(), "this test needs the MPICH wheel (make install)"
+    warned = slurm.prepare_job(write_config(tmp_path, {"mpi": "pmix"}), "single").warnings
+    assert len(warned) == 1 and "PMI-1" in warned[0] and "mpi = 'pmi2'" in warned[0]
+    assert not slurm.prepare_job(write_config(tmp_path, {}), "single").warnings
+    other = write_config(tmp_path, {"mpi": "pmix", "hpcopt": "/site/venv/bin/hpcopt"})
+    assert not slurm.prepare_job(other, "single").warnings      # another Python, another MPI
+
+
+def test_module_launcher_with_the_bundled_mpich_warns_unless_mpi4py_is_pointed(
+        tmp_path, write_config):
+    table = {"launcher": "module", "env_setup": ["module load mpich"]}
+    [warned] = slurm.prepare_job(write_config(tmp_path, table), "single").warnings
+    assert "MPI4PY_LIBMPI" in warned and "singletons" in warned
+    table["env_setup"].append("export MPI4PY_LIBMPI=/opt/mpich/lib/libmpi.so")
+    assert not slurm.prepare_job(write_config(tmp_path, table), "single").warnings
+
+
+def test_submit_prints_the_warnings(tmp_path, capsys, write_config):
+    assert slurm.submit(write_config(tmp_path, {"mpi": "pmix"}), "single", dry_run=True) == 0
+    err = capsys.readouterr().err
+    assert err.count("hpcopt: warning:") == 1 and "slurm.mpi = 'pmix'" in err
+
+
+# -- threads and GPUs: [resources] (per rank) against [slurm] (per task, per node) ---------
+
+def test_omp_threads_follow_resources_threads(tmp_path, fake_bin, standin, write_config):
+    config = write_config(tmp_path, {"hpcopt": [str(standin)], "cpus_per_task": 3},
+                          resources={"threads": 3})
+    job = slurm.prepare_job(config, "single")
+    assert not job.warnings
+    assert "export OMP_NUM_THREADS=3\nexport NUMBA_NUM_THREADS=3" in job.text
+    rc, err = finish(start_script(tmp_path, fake_bin, standin, job.text, "exit",
+                                  OMP_NUM_THREADS="8"))
+    assert rc == 0, err
+    assert record(standin)["env"]["OMP_NUM_THREADS"] == "3"     # not the caller's 8
+    default = slurm.prepare_job(write_config(tmp_path, {}), "single").text
+    assert "export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}" in default
+
+
+@pytest.mark.parametrize("cpus", [None, 2])
+def test_more_threads_than_cpus_per_task_warns(tmp_path, write_config, cpus):
+    table = {} if cpus is None else {"cpus_per_task": cpus}
+    [warned] = slurm.prepare_job(write_config(tmp_path, table, resources={"threads": 4}),
+                                 "single").warnings
+    assert "resources.threads = 4" in warned and "cpus_per_task" in warned
+    assert f"share {cpus or 1} CPU(s)" in warned
+
+
+def test_gpus_per_node_is_the_gres_request(tmp_path, write_config):
+    for key in ("gpus_per_node", "gpus"):
+        script = render(write_config, tmp_path, "single", {key: 2, "ntasks": 3},
+                        resources={"gpus": 1})
+        assert "--gres=gpu:2" in directives(script)
+    with pytest.raises(ConfigError, match="not both"):
+        slurm.prepare_job(write_config(tmp_path, {"gpus": 2, "gpus_per_node": 2}), "single")
+
+
+@pytest.mark.parametrize("table,kind,ok", [
+    ({"ntasks": 3, "gpus_per_node": 2}, "hpo", True),      # coordinator + 2 workers
+    ({"ntasks": 4, "gpus_per_node": 2}, "hpo", False),     # 3 workers on one node
+    ({"ntasks": 4, "nodes": 2, "gpus_per_node": 2}, "hpo", True),
+    ({"ntasks": 5, "nodes": 2, "gpus_per_node": 2}, "hpo", False),   # 3 on the fuller node
+    ({"ntasks": 3, "gpus_per_node": 2}, "temper", False),  # every temper rank works
+    ({"ntasks": 2, "gpus_per_node": 2}, "temper", True),
+])
+def test_gpus_per_rank_must_fit_the_gpus_per_node(tmp_path, write_config, table, kind, ok):
+    config = write_config(tmp_path, table, kind, resources={"gpus": 1})
+    if ok:
+        assert slurm.prepare_job(config, "single").text
+    else:
+        with pytest.raises(ConfigError) as info:
+            slurm.prepare_job(config, "single")
+        assert info.value.key == "slurm.gpus_per_node" and "resources.gpus = 1" in str(info.value)
+    shared = write_config(tmp_path, table, kind, resources={"gpus": 1, "share_gpus": True})
+    assert slurm.prepare_job(shared, "single").text             # sharing is allowed
+
+
+def test_gpus_per_rank_need_gpus_for_the_job(tmp_path, write_config):
+    with pytest.raises(ConfigError, match="asks for no GPUs") as info:
+        slurm.prepare_job(write_config(tmp_path, {"ntasks": 2}, resources={"gpus": 1}), "single")
+    assert info.value.key == "slurm.gpus_per_node"
+    site = write_config(tmp_path, {"ntasks": 2, "extra_sbatch": ["--gres=gpu:a100:1"]},
+                        resources={"gpus": 1})
+    assert slurm.prepare_job(site, "single").text             # the site's own GPU request
+    [warned] = slurm.prepare_job(write_config(tmp_path, {"gpus_per_node": 2}), "single").warnings
+    assert "every rank sees all of its node's GPUs" in warned
+
+
+# -- array jobs: what the docs promise ------------------------------------------------------
+
+def test_array_without_storage_or_study_name_names_the_defaults(tmp_path, write_config):
+    config = write_config(tmp_path, {"array": 2}, body="""
+[hpo]
+n_trials = 4
+[objective]
+function = "m:f"
+[space]
+x = { type = "uniform", low = 0.0, high = 1.0 }
+""")
+    script = slurm.prepare_job(config, "array").text
+    journal = str(tmp_path / "study.h5.journal")
+    assert f"study 'study' in {journal!r}" in header(script)
+    # every task writes NAME.taskI.h5, and the study follows the result file: the tasks are
+    # told the base result file's study
+    assert f"--storage {journal} --study-name study" in run_line(script)
+    named = write_config(tmp_path, {"array": 2})                # storage and study_name given
+    script = slurm.prepare_job(named, "array").text
+    assert "study 's' in 'study.journal'" in header(script)
+    assert "--storage" not in run_line(script) and "--study-name" not in run_line(script)
+
+
+def test_array_with_an_in_memory_study_is_refused(tmp_path, write_config):
+    config = write_config(tmp_path, {"array": 2})
+    config.write_text(config.read_text().replace('"study.journal"', '"memory"'))
+    with pytest.raises(ConfigError) as info:
+        slurm.prepare_job(config, "array")
+    assert info.value.key == "hpo.storage"
+    assert slurm.prepare_job(config, "single").text              # one job: fine
+
+
+def test_study_names_cannot_break_out_of_the_header(tmp_path, write_config):
+    config = write_config(tmp_path, {"array": 2})
+    config.write_text(config.read_text().replace('"study.journal"', '"x\\ntouch pwned"'))
+    script = slurm.prepare_job(config, "array").text
+    assert "touch pwned" not in script
+    path = tmp_path / "a.sbatch"
+    path.write_text(script)
+    assert subprocess.run(["bash", "-n", str(path)]).returncode == 0

@@ -21,6 +21,7 @@ class PbtKind(CampaignKind):
     noun = "segments"
     tables = ("hpo", "objective", "space", "resources")
     parallel_store = False
+    signature_table = "hpo"
 
     def selects(self, root) -> bool:
         hpo = root.data.get("hpo")
