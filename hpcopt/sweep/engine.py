@@ -131,7 +131,8 @@ class SweepEvaluator:
     def evaluate(self, task: Task, report) -> Outcome:
         x0 = self.design.point(task.task_id)   # cheap: an index unravel or a table row
         res = self.refine(self.problem, x0, self.design.lower, self.design.upper,
-                          self.cfg.local_method, max_nfev=self.cfg.max_nfev)
+                          self.cfg.local_method, max_nfev=self.cfg.max_nfev,
+                          options=self.cfg.local_options)
         values = {"x0": x0, "x": res.x, "objective": res.chi2, "n_eval": res.nfev,
                   "chi2_reduced": reduced(res.chi2, self.problem, self.design)}
         if res.status == "ok":
