@@ -26,7 +26,7 @@ import numpy as np
 
 from .mpi import tags
 from .mpi.runtime import (World, any_source, any_tag, poll, recv_quietly, send_quietly,
-                          stop_requested)
+                          stop_requested, wait_quietly)
 from .partition import chunks, rank_range
 from .store import schema
 from .timelimit import TaskTimeout, time_limit
@@ -322,7 +322,8 @@ def _run_worker(world: World, evaluator: Evaluator, dtype: np.dtype, options: Fa
 
 def run_static(world: World, *, n_tasks: int, done: np.ndarray, evaluator: Evaluator,
                dtype: np.dtype, options: FarmOptions,
-               write_rows: Callable[[np.ndarray], None], parallel_write: bool) -> FarmStats:
+               write_rows: Callable[[np.ndarray], None], parallel_write: bool,
+               on_round: Callable[[int, float], None] | None = None) -> FarmStats:
     """Rank-partitioned evaluation in lockstep chunk rounds.
 
     Every rank owns ``rank_range(n_tasks, size, rank)`` and evaluates it chunk by
@@ -330,6 +331,9 @@ def run_static(world: World, *, n_tasks: int, done: np.ndarray, evaluator: Evalu
     each rank writes its own (parallel HDF5) or rank 0 gathers and writes them.
     A stop signal on any rank ends the campaign after the current round.
     Failed tasks are retried on the same rank (there is no coordinator to move them).
+    `on_round(rows, best)` runs on rank 0 after each round: the rows all ranks finished
+    in it and their lowest ok objective (inf if none), which travel with the round's
+    stop flag, so rank 0 knows them even when it does not see the rows (parallel HDF5).
     """
     stats = FarmStats()
     start, stop = rank_range(n_tasks, world.size, world.rank)
@@ -360,7 +364,26 @@ def run_static(world: World, *, n_tasks: int, done: np.ndarray, evaluator: Evalu
             if world.is_root:
                 write_rows(np.concatenate(gathered))
         stats.tasks_done += len(local)
-        if world.any_flag(stop_requested()):
+        stop_any, n_round, best = _round_summary(world, stop_requested(), local)
+        if on_round is not None and world.is_root:
+            on_round(n_round, best)
+        if stop_any:
             stats.interrupted = True
             break
     return stats
+
+
+def _round_summary(world: World, stop: bool, rows: np.ndarray) -> tuple[bool, int, float]:
+    """(stop on any rank, rows of all ranks, lowest ok objective of all): one quiet
+    collective per round, the one that carried the stop flag alone."""
+    best = math.inf
+    if len(rows) and "objective" in rows.dtype.names:
+        ok = rows["objective"][rows["status"] == schema.OK]
+        ok = ok[np.isfinite(ok)]
+        best = float(ok.min()) if len(ok) else math.inf
+    mine = np.array([1.0 if stop else 0.0, float(len(rows)), best])
+    if world.size == 1:
+        return bool(stop), len(rows), best
+    every = np.empty((world.size, 3))
+    wait_quietly(world.comm.Iallgather(mine, every))
+    return bool(every[:, 0].any()), int(every[:, 1].sum()), float(every[:, 2].min())

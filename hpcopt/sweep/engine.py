@@ -244,11 +244,9 @@ def run_sweep(session: Session) -> RunOutcome:
         def write(rows):
             store.write_rows(TABLE, rows)
             store.flush()
-            if world.is_root:
-                progress.update(len(rows) if not store.parallel else 0)
         stats = run_static(world, n_tasks=n_tasks, done=done, evaluator=evaluator,
                            dtype=dtype, options=options, write_rows=write,
-                           parallel_write=store.parallel)
+                           parallel_write=store.parallel, on_round=progress.update)
     else:
         source = SweepSource(store, dtype, pending, progress,
                              plan.run.checkpoint_every) if world.is_root else None
