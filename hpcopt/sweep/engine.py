@@ -19,6 +19,7 @@ from ..campaign.contract import RunOutcome, Session
 from ..farm import FarmOptions, Outcome, Task, run_dynamic, run_static
 from ..imports import load_callable
 from ..progress import Progress
+from ..report.text import outcome_counts, param_lines
 from ..store import schema
 from ..store.dtypes import sweep_dtype
 from ..store.resultfile import FlushClock, ResultStore, TableSpec
@@ -285,7 +286,7 @@ def summarize(store: ResultStore, problem, design: StartDesign) -> dict:
     scan = scan_table(store.file[TABLE])
     counts, best_row = scan["counts"], scan["best_row"]
     summary = {"n_tasks": sum(counts.values()), "n_ok": counts["ok"],
-               "n_failed": counts["failed"] + counts["timeout"],
+               "n_failed": counts["failed"] + counts["timeout"], "n_timeout": counts["timeout"],
                "n_pending": counts["pending"], "best": None, "best_attrs": {}}
     if best_row is None:
         return summary
@@ -298,7 +299,8 @@ def summarize(store: ResultStore, problem, design: StartDesign) -> dict:
         free = design.lower < design.upper
         unc = uncertainties(problem, best_row["x"], free=free, chi2=float(best_row["objective"]))
         errs = {nm: float(e) for nm, e, f in zip(design.param_names, unc.stderr, free) if f}
-        best.update(stderr=errs, chi2_reduced=float(best_row["chi2_reduced"]))
+        best.update(stderr=errs, chi2_reduced=float(best_row["chi2_reduced"]),
+                    jacobian_singular=bool(unc.singular))
         attrs.update(stderr=errs, covariance=np.asarray(unc.covariance).tolist(),
                      jacobian_singular=bool(unc.singular))
     summary["best"] = best
@@ -307,8 +309,11 @@ def summarize(store: ResultStore, problem, design: StartDesign) -> dict:
 
 
 def format_summary(summary: dict) -> str:
-    lines = [f"results: {summary['path']} ({summary['status']}; {summary['n_ok']} ok, "
-             f"{summary['n_failed']} failed, {summary['n_pending']} pending of "
+    """The run summary, in the words of `hpcopt report` (report.text)."""
+    timeout = summary.get("n_timeout", 0)
+    counts = outcome_counts(summary["n_ok"], summary["n_failed"] - timeout, timeout,
+                            summary["n_pending"])
+    lines = [f"results: {summary['path']} ({summary['status']}; {counts} of "
              f"{summary['n_tasks']} tasks; {summary['elapsed']:.1f} s)"]
     best = summary["best"]
     if best is None:
@@ -316,12 +321,5 @@ def format_summary(summary: dict) -> str:
         return "\n".join(lines)
     lines.append(f"best: objective {best['objective']:.10g} (task {best['task_id']})"
                  + (f", reduced chi2 {best['chi2_reduced']:.6g}" if "chi2_reduced" in best else ""))
-    errs = best.get("stderr", {})
-    for name, value in best["params"].items():
-        if name in errs:
-            err = (f" +/- {errs[name]:.3g}" if math.isfinite(errs[name])
-                   else " (not determined by the data)")
-        else:
-            err = " (fixed)" if errs else ""
-        lines.append(f"  {name} = {value:.10g}{err}")
-    return "\n".join(lines)
+    return "\n".join(lines + param_lines(best["params"], best.get("stderr"),
+                                         singular=bool(best.get("jacobian_singular"))))
