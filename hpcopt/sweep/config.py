@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import bundled
 from ..config import ConfigFile, RunConfig
 from ..resources import Resources, parse_resources
 from ..tomlread import Table
@@ -122,7 +123,10 @@ def parse_sweep_tables(root: Table, cf: ConfigFile, run: RunConfig, *,
         model = t.str("name")
         t.finish()
         d = root.table("data")
-        data_path = cf.resolve(d.str("path"))
+        try:        # {hpcopt_data}/NAME: a file bundled with hpcopt
+            data_path = cf.resolve(bundled.expand(d.str("path")))
+        except ValueError as exc:
+            raise d.error(str(exc), "path") from None
         data_options = {k: d.raw(k) for k in d.keys() if k != "path"}
         d.finish()
     else:
