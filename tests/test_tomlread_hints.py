@@ -52,3 +52,13 @@ def test_finish_names_a_single_unknown_key_as_the_error_key():
 def test_closest(name, candidates, expected):
     from hpcopt.tomlread import closest
     assert closest(name, candidates) == expected
+
+
+def test_an_unknown_table_gets_the_closest_table_name(tmp_path):
+    from hpcopt.config import check_tables, open_config_text
+    root, _ = open_config_text("[parameterz]\n[run]\n", tmp_path / "c.toml")
+    with pytest.raises(ConfigError) as err:
+        check_tables(root, ("run", "parameters", "search"), "sweep")
+    assert err.value.key == "parameterz"
+    assert "unknown table for a sweep config: parameterz (did you mean [parameters]?)" in str(
+        err.value)
