@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .farm.tree import HIERARCHIES
 from .mpi.runtime import WAIT_POLICIES
-from .tomlread import Table, load_toml, parse_toml_text
+from .tomlread import Table, closest, load_toml, parse_toml_text
 
 FARM_MODES = ("dynamic", "static")
 ISOLATION = ("none", "process")
@@ -101,5 +101,7 @@ def parse_run(root: Table) -> RunConfig:
 def check_tables(root: Table, allowed: tuple[str, ...], kind: str) -> None:
     unknown = [k for k in root.keys() if k not in allowed]
     if unknown:
+        named = [f"{k} (did you mean [{hint}]?)" if (hint := closest(k, allowed)) else k
+                 for k in unknown]
         raise root.error(f"unknown table{'s' if len(unknown) > 1 else ''} for a {kind} config: "
-                         f"{', '.join(unknown)} (allowed: {', '.join(allowed)})", unknown[0])
+                         f"{', '.join(named)} (allowed: {', '.join(allowed)})", unknown[0])

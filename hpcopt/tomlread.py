@@ -7,6 +7,7 @@ the same kind of message: ``study.toml: hpo.n_trials: expected an integer >= 1, 
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
 from pathlib import Path
@@ -116,9 +117,19 @@ class Table:
         self._seen.add(name)
         if name not in self.data:
             if default is _MISSING:
-                raise self.error("missing required key", name)
+                raise self._missing(name)
             return default
         return self.data[name]
+
+    def _missing(self, name: str) -> ConfigError:
+        """A missing required key; when a key not read yet looks like a misspelling of it
+        (``maxx`` for ``max``), the error names that key: it is the one to fix."""
+        unread = [k for k in self.data if k not in self._seen]
+        typo = next((k for k in unread if closest(k, [name]) == name), None)
+        if typo is None:
+            return self.error("missing required key", name)
+        return self.error(f"unknown key: {typo} (did you mean {name!r}? it is required and "
+                          "missing)", typo)
 
     def table(self, name: str, default: Any = _MISSING) -> "Table":
         value = self.raw(name, {} if default is _MISSING else default)
@@ -177,10 +188,29 @@ class Table:
                 for i, v in enumerate(value)]
 
     def finish(self) -> None:
+        """Refuse every key that was not read, each with the closest read key if one is
+        close (the keys read are the table's vocabulary)."""
         unknown = sorted(set(self.data) - self._seen)
         if unknown:
-            raise self.error(f"unknown key{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
+            names = []
+            for key in unknown:
+                hint = closest(key, self._seen)
+                names.append(f"{key} (did you mean {hint!r}?)" if hint else key)
+            raise self.error(f"unknown key{'s' if len(unknown) > 1 else ''}: {', '.join(names)}",
                              unknown[0] if len(unknown) == 1 else None)
+
+
+def closest(name: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The candidate `name` most likely misspells (case-insensitive, difflib's ratio of at
+    least `cutoff`), or None."""
+    best, best_ratio = None, cutoff
+    for c in sorted(candidates):
+        if c == name:
+            continue
+        ratio = difflib.SequenceMatcher(None, name.lower(), c.lower()).ratio()
+        if ratio > best_ratio or (best is None and ratio >= cutoff):
+            best, best_ratio = c, ratio
+    return best
 
 
 def to_float(value: Any, error) -> float:

@@ -96,9 +96,11 @@ def _execute(world: World, request: CampaignRequest, plan: CampaignPlan) -> Camp
         if plan.previous != plan.canonical:   # extended: the file now records this config
             store.set_attrs("/", _config_attrs(plan))
     session = Session(world, plan, store, request, stamp=lambda: _stamp(kind, plan))
-    outcome = kind.run(session)
-    if session.progress is not None:
-        session.progress.close()
+    try:
+        outcome = kind.run(session)
+    finally:                      # an error must not leave the status lines running
+        if session.progress is not None:
+            session.progress.close()
     _finish(session, outcome)
     kind.finished(session, outcome)
     summary, code = None, EXIT_OK

@@ -20,7 +20,8 @@ from .tasks import Evaluator, FarmOptions, FarmStats, Task
 def run_static(world, *, n_tasks: int, done: np.ndarray, evaluator: Evaluator,
                dtype: np.dtype, options: FarmOptions,
                write_rows: Callable[[np.ndarray], None], parallel_write: bool,
-               stop: StopFlag | None = None) -> FarmStats:
+               stop: StopFlag | None = None,
+               on_round: Callable[[int, float | None], None] | None = None) -> FarmStats:
     """Rank-partitioned evaluation in lockstep chunk rounds.
 
     Every rank owns ``rank_range(n_tasks, size, rank)`` and evaluates it chunk by
@@ -29,6 +30,9 @@ def run_static(world, *, n_tasks: int, done: np.ndarray, evaluator: Evaluator,
     A stop signal on any rank ends the campaign after the current round, on every
     rank with that signal (so rank 0 reports it and the job exits 3).
     Failed tasks are retried on the same rank (there is no coordinator to move them).
+    `on_round(n, best)` runs on rank 0 after each round: the rows all ranks finished in
+    it and their lowest ok objective (None if none), also when the rows went straight into
+    a parallel HDF5 file (then a tiny gather brings the two numbers).
     """
     transport = as_transport(world)
     stop = stop if stop is not None else ProcessStop()
@@ -58,10 +62,17 @@ def run_static(world, *, n_tasks: int, done: np.ndarray, evaluator: Evaluator,
                 local = rows.take()
                 if parallel_write:
                     write_rows(local)
+                    counts = (transport.gather((len(local), _best(local)))
+                              if on_round is not None else None)
                 else:
                     gathered = transport.gather(local)
                     if rank == 0:
-                        write_rows(np.concatenate(gathered))
+                        every = np.concatenate(gathered)
+                        write_rows(every)
+                        counts = [(len(every), _best(every))]
+                if on_round is not None and rank == 0:
+                    bests = [b for _, b in counts if b is not None]
+                    on_round(sum(n for n, _ in counts), min(bests) if bests else None)
                 stats.tasks_done += len(local)
                 signum = transport.allreduce_max(stop.signal() or 0)
                 if signum:
@@ -73,6 +84,15 @@ def run_static(world, *, n_tasks: int, done: np.ndarray, evaluator: Evaluator,
             if close is not None:
                 close()
     return stats
+
+
+def _best(rows: np.ndarray) -> float | None:
+    """The lowest finite objective of the ok rows, None if there is none."""
+    if not len(rows) or "objective" not in rows.dtype.names:
+        return None
+    ok = rows["objective"][rows["status"] == schema.OK]
+    ok = ok[np.isfinite(ok)]
+    return float(ok.min()) if len(ok) else None
 
 
 def _evaluate_with_retries(runner: TaskRunner, rows: RowBuilder, task_id: int,

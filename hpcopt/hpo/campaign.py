@@ -120,12 +120,14 @@ def run_hpo(session: Session) -> RunOutcome:
                                        n_workers=max(world.size - 1, 1), resume=cfg.join,
                                        result_file=str(plan.paths.output),
                                        has_workers=world.size > 1)
-        next_row, known = 0, set()
+        next_row, known, counted = 0, set(), 0
         if plan.resume:
             status = store.read_column(table, "status")
             next_row = int(np.count_nonzero(status != schema.PENDING))
             known = set(store.read_column(table, "task_id")[:next_row].tolist())
-        progress = session.start_progress(settings.n_trials, done=next_row, label="hpo",
+            counted = next_row - int(np.count_nonzero(store.read_column(table, "retried")
+                                                      [:next_row]))
+        progress = session.start_progress(settings.n_trials, done=counted, label="hpo",
                                           unit="trial")
         source = HpoSource(policy, cfg.hpo, store, progress, next_row)
         if plan.resume:  # finished trials the file missed (in the storage, not yet in HDF5);
@@ -250,8 +252,11 @@ class HpoSource:
             if rec.state == "failed" and not self.first_error:
                 self.first_error = (rec.error or "").strip().split("\n")[0] or "(no message)"
             value = row["objective"]
-            self.progress.update(1, self.sign * value if rec.state == "complete"
-                                 and math.isfinite(value) else None)
+            if rec.retried:      # runs again: not a trial of the budget
+                self.progress.retry()
+            else:
+                self.progress.update(1, self.sign * value if rec.state == "complete"
+                                     and math.isfinite(value) else None)
         if self.unflushed and self.clock.due():
             self.write()
 

@@ -262,6 +262,9 @@ def get_world(check_launcher: bool = True) -> World:
 #: stop cleanly.  A second Ctrl-C ends the process at once (exit EXIT_CTRL_C, rows written
 #: so far are kept, as after a kill); under mpiexec its own second Ctrl-C does the same.
 _STOP: dict[str, Any] = {"signal": None, "reason": None}
+#: os._exit as it was at import: the task farm wraps os._exit while objectives run (to
+#: catch one that exits), and the runtime's own immediate exits must not be mistaken for it
+_exit_now = os._exit
 _AT_EXIT = {"installed": False}
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 _SECOND_CTRL_C = (b"hpcopt: second Ctrl-C: stopping at once, without a checkpoint (rows "
@@ -271,7 +274,7 @@ _SECOND_CTRL_C = (b"hpcopt: second Ctrl-C: stopping at once, without a checkpoin
 def _on_stop_signal(signum, frame) -> None:
     if signum == signal.SIGINT and _STOP["signal"] == signal.SIGINT:
         os.write(2, _SECOND_CTRL_C)
-        os._exit(EXIT_CTRL_C)
+        _exit_now(EXIT_CTRL_C)
     if _STOP["signal"] is None:          # the first signal names the stop
         _STOP["signal"] = signum
 
@@ -370,4 +373,4 @@ def run_spmd(main: Callable[[World], int]) -> int:
             # 4.0 hydra) kill every process at MPI_Abort before draining their pipes
             time.sleep(ABORT_GRACE)
             world.abort(1)
-        os._exit(1)
+        _exit_now(1)

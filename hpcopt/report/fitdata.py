@@ -15,6 +15,7 @@ from pathlib import Path
 
 import h5py
 
+from ..bundled import expand
 from ..store import schema
 from ..store.reader import attr_str
 
@@ -54,7 +55,10 @@ def rebuild_problem(f: h5py.File, result_path: Path) -> Rebuilt:
     data = dict(cfg.get("data", {}))
     if not model or "path" not in data:
         return Rebuilt(None)
-    data_path = Path(str(data.pop("path"))).expanduser()
+    try:
+        data_path = Path(expand(str(data.pop("path")))).expanduser()
+    except ValueError as exc:
+        return Rebuilt(None, f"data.path: {exc}")
     config_path = attr_str(f, "config_path")
     dirs = candidate_dirs(result_path, config_path)
     if data_path.is_absolute():

@@ -12,13 +12,16 @@ from ..store import schema
 from ..store.reader import attr_str
 from . import plots_xpcs
 from . import tables as _tables
-from .figures import PlotContext, grid_shape, hide_unused, log_if_wide, new_figure, spans_decades
+from .figures import (SAME_RTOL, PlotContext, colorbar, fit_suptitle, fit_title, flat_band,
+                      grid_shape, hide_unused, log_if_wide, new_figure, plain_ticks, same_value,
+                      spans_decades)
 
 #: scatter plots use at most this many points (random subset, the best ones always kept)
 MAX_POINTS = 100_000
 KEEP_BEST = 1000
 #: sampled (non-grid) designs with fewer starts are drawn as points, not binned
 SCATTER_BELOW = 400
+_RTOL_TEXT = f"{SAME_RTOL:.0e}".replace("e-0", "e-")        # "1e-9"
 
 
 class SweepData:
@@ -99,26 +102,57 @@ def objective_vs_parameters(ctx: PlotContext) -> None:
     fig, axes = new_figure(nrows, ncols, width=4.2, height=3.4)
     y = data.rows["objective"]
     refined = data.local not in ("", "none")
+    same = same_value(y)
+    label = _objective_label(data)
     for ax, i in zip(np.ravel(axes), data.free):
-        if refined:
-            ax.scatter(data.rows["x0"][:, i], y, s=6, color="0.75", label="start point",
-                       rasterized=True)
-        ax.scatter(data.rows["x"][:, i], y, s=8, color="C0",
-                   label="refined point" if refined else "evaluated point", rasterized=True)
-        ax.scatter([data.best["x"][i]], [data.best["objective"]], marker="*", s=160,
-                   color="C3", zorder=5, label="best")
-        if data.log_scale[i]:
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())
-        log_if_wide(ax, y)
+        if refined:      # hollow grey: the refined points stay visible where they overlap
+            ax.scatter(data.rows["x0"][:, i], y, s=14, facecolors="none", edgecolors="0.55",
+                       linewidths=0.6, label="start point", rasterized=True, zorder=2)
+        ax.scatter(data.rows["x"][:, i], y, s=10, color="C0", zorder=3, rasterized=True,
+                   label="refined point" if refined else "evaluated point")
+        ax.scatter([data.best["x"][i]], [data.best["objective"]], marker="*", s=260,
+                   facecolors="none", edgecolors="C3", linewidths=1.3, zorder=4, label="best")
+        _axis_scale(ax.xaxis, data.log_scale[i])
+        _objective_axis(ax, y, same)
         ax.set_xlabel(data.names[i])
-        ax.set_ylabel(_objective_label(data))
-        ax.set_title(f"{_objective_label(data)} vs {data.names[i]}")
+        ax.set_ylabel(label)
+        fit_title(ax, f"{label} vs {data.names[i]}")
     np.ravel(axes)[0].legend(fontsize="small")
     hide_unused(axes, len(data.free))
     sub = f" (random {len(data.rows)} of {data.n_ok})" if data.subsampled else ""
-    fig.suptitle(f"{ctx.path.name}: objective at each finished start{sub}")
+    what = f"{label} reached from each finished start{sub}"
+    if same:
+        what += f"; {_same_words(data)}"
+    fit_suptitle(fig, ctx.path.name, what)
     ctx.save(fig, "sweep_objective_vs_parameters")
+
+
+def _same_words(data: SweepData) -> str:
+    y = data.rows["objective"]
+    n = "both" if len(y) == 2 else f"all {len(y)}"
+    return (f"{n} starts reached the same minimum, {_objective_label(data)} = "
+            f"{float(np.min(y)):.10g} (they differ by less than {_RTOL_TEXT} relative)")
+
+
+def _axis_scale(axis, log: bool) -> None:
+    """A parameter axis: log where the parameter is, otherwise plain tick labels."""
+    if log:
+        (axis.axes.set_xscale if axis is axis.axes.xaxis else axis.axes.set_yscale)("log")
+        axis.set_minor_formatter(NullFormatter())
+    else:
+        plain_ticks(axis)
+
+
+def _objective_axis(ax, values: np.ndarray, same: bool) -> None:
+    """The objective's y axis: one level when the values differ only by rounding, log when
+    they span decades, plain labels otherwise."""
+    if same:
+        flat_band(ax, float(np.min(values)))
+        plain_ticks(ax.yaxis)
+        return
+    log_if_wide(ax, values)
+    if ax.get_yscale() != "log":
+        plain_ticks(ax.yaxis)
 
 
 # -- landscape of the two most influential parameters ----------------------------------------
@@ -180,44 +214,58 @@ def landscape(ctx: PlotContext) -> None:
     fig, axes = new_figure(1, 1, width=6.4, height=5.0)
     ax = axes[0, 0]
     label = _objective_label(data)
+    y = data.rows["objective"]
     xi_all, xj_all = data.rows["x0"][:, i], data.rows["x0"][:, j]
     n_bins = int(np.clip(np.sqrt(len(data.rows) / 2), 5, 50))
     is_grid = len(np.unique(xi_all)) <= n_bins and len(np.unique(xj_all)) <= n_bins
-    if is_grid or len(data.rows) >= SCATTER_BELOW:
+    others = " (minimum over the other parameters)" if len(data.free) > 2 else ""
+    refined = data.local not in ("", "none")
+    if same_value(y):       # one value: colouring it would show rounding noise
+        ax.scatter(xi_all, xj_all, s=30, color="C0", edgecolor="0.3", linewidth=0.3,
+                   label="start point", rasterized=True)
+        what = _same_words(data)
+    elif is_grid or len(data.rows) >= SCATTER_BELOW:
         xi, ei = _bins(xi_all, data.lower[i], data.upper[i], data.log_scale[i], n_bins)
         xj, ej = _bins(xj_all, data.lower[j], data.upper[j], data.log_scale[j], n_bins)
         cells = np.full((len(ej) - 1, len(ei) - 1), np.inf)
-        np.minimum.at(cells, (xj, xi), data.rows["objective"])
+        np.minimum.at(cells, (xj, xi), y)
         cells[~np.isfinite(cells)] = np.nan
         use_log = spans_decades(cells)
-        shown = np.log10(cells) if use_log else cells
-        art = ax.pcolormesh(ei, ej, np.ma.masked_invalid(shown), cmap="viridis_r", shading="flat")
-        what = f"lowest {label} in cell"
-        others = " (minimum over the other parameters)" if len(data.free) > 2 else ""
+        art = ax.pcolormesh(ei, ej, np.ma.masked_invalid(cells), cmap="viridis_r",
+                            shading="flat", norm=_norm(cells, use_log))
+        colorbar(fig, art, ax, f"lowest {label} reached from the starts in the cell",
+                 log=use_log)
+        what = f"{label} landscape of {data.names[i]} and {data.names[j]}{others}"
     else:   # a few sampled starts: each one as a coloured point
-        y = data.rows["objective"]
         use_log = spans_decades(y)
-        art = ax.scatter(xi_all, xj_all, c=np.log10(y) if use_log else y, cmap="viridis_r", s=40,
-                         edgecolor="0.3", linewidth=0.3)
-        what = f"{label} reached from this start"
-        others = ""
-    fig.colorbar(art, ax=ax, label=f"{'log10 ' if use_log else ''}{what}")
+        art = ax.scatter(xi_all, xj_all, c=y, cmap="viridis_r", s=40, edgecolor="0.3",
+                         linewidth=0.3, norm=_norm(y, use_log))
+        colorbar(fig, art, ax, f"{label} reached from this start", log=use_log)
+        what = f"{label} landscape of {data.names[i]} and {data.names[j]}"
     ax.scatter([data.best["x0"][i]], [data.best["x0"][j]], marker="*", s=200, color="C3",
-               edgecolor="white", label="start of the best fit")
-    if data.local not in ("", "none"):
-        ax.scatter([data.best["x"][i]], [data.best["x"][j]], marker="X", s=90, color="white",
-                   edgecolor="black", label="best fit")
-    if data.log_scale[i]:
-        ax.set_xscale("log")
-    if data.log_scale[j]:
-        ax.set_yscale("log")
-    start = "start " if data.local not in ("", "none") else ""
-    ax.set_xlabel(f"{start}{data.names[i]}")
-    ax.set_ylabel(f"{start}{data.names[j]}")
-    ax.set_title(f"{label} landscape of {data.names[i]} and {data.names[j]}{others}",
-                 fontsize="medium")
+               edgecolor="white", zorder=4, label="start of the best fit")
+    if refined:      # the refined points on top: they gather where the fits end
+        ax.scatter([data.best["x"][i]], [data.best["x"][j]], marker="X", s=160, color="C3",
+                   edgecolor="black", zorder=5, label="best fit")
+        ax.scatter(data.rows["x"][:, i], data.rows["x"][:, j], s=16, color="white",
+                   edgecolor="black", linewidth=0.6, zorder=6, label="refined point",
+                   rasterized=True)
+    _axis_scale(ax.xaxis, data.log_scale[i])
+    _axis_scale(ax.yaxis, data.log_scale[j])
+    ax.set_xlabel(data.names[i])
+    ax.set_ylabel(data.names[j])
     ax.legend(fontsize="small", loc="best")
+    fit_suptitle(fig, ctx.path.name, what)
     ctx.save(fig, "sweep_landscape")
+
+
+def _norm(values: np.ndarray, log: bool):
+    """The colour scale: logarithmic in the values themselves (ticks label values, not
+    their log10), linear otherwise."""
+    from matplotlib.colors import LogNorm, Normalize
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return LogNorm(v.min(), v.max()) if log else Normalize(v.min(), v.max())
 
 
 # -- convergence ------------------------------------------------------------------------------
@@ -243,16 +291,20 @@ def convergence(ctx: PlotContext) -> None:
     shown = np.isfinite(best)
     fig, axes = new_figure(1, 2, width=4.8, height=3.6)
     label = _objective_label(data)
+    same = same_value(best[shown])
     for ax, x, xlabel in ((axes[0, 0], done, "tasks done"),
                           (axes[0, 1], elapsed, "seconds since the first start")):
         ax.step(x[shown], best[shown], where="post", color="C0")
-        log_if_wide(ax, best[shown])
+        _objective_axis(ax, best[shown], same)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"best {label} so far")
         ax.grid(alpha=0.3)
-    axes[0, 0].set_title("convergence by tasks done")
-    axes[0, 1].set_title("convergence in wall time")
-    fig.suptitle(f"{ctx.path.name}: {len(done)} finished tasks, in completion order")
+    fit_title(axes[0, 0], "convergence by tasks done")
+    fit_title(axes[0, 1], "convergence in wall time")
+    what = f"{len(done)} finished tasks, in completion order"
+    if same:
+        what += f"; the first already reached the best {label}, {best[shown][-1]:.10g}"
+    fit_suptitle(fig, ctx.path.name, what)
     ctx.save(fig, "sweep_convergence")
 
 
@@ -298,7 +350,7 @@ def _draw_curve(ctx: PlotContext, problem, p: np.ndarray, data: SweepData) -> No
     top.set_ylabel("y")
     top.legend(fontsize="small")
     params = ", ".join(f"{n} = {v:.4g}" for n, v in zip(problem.param_names, p))
-    top.set_title(f"{problem.name}: data vs best fit ({params})", fontsize="small")
+    fit_title(top, f"{problem.name}: data vs best fit ({params})", size=9.0)
     bottom.axhline(0.0, color="0.5", lw=0.8)
     bottom.plot(xs, resid, ".", color="C0", ms=4)
     bottom.set_xlabel(xlabel)

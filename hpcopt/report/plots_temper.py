@@ -4,14 +4,12 @@ magnetisation histograms)."""
 
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from ..store.reader import attr_json
 from . import tables as _tables
-from .figures import PlotContext, new_figure, spans_decades
+from .figures import PlotContext, fit_suptitle, new_figure, spans_decades
 from .temper_data import temper_details
 
 MAX_TRACE_REPLICAS = 12
@@ -19,24 +17,6 @@ MAX_TRACE_POINTS = 5000      # rounds drawn per trace (evenly thinned beyond)
 MAX_CORNER = 6               # parameters in the corner plot
 WALK_REPLICAS = 2
 MAX_BARS = 80                # histogram bars of a discrete observable (levels merged beyond)
-
-
-def _suptitle(fig, name: str, what: str) -> None:
-    """The title "FILE: what", wrapped to the figure's width and never cut off: when it
-    does not fit on one line, the file name comes first (smaller, broken at hyphens or
-    dots if it must be), then `what`."""
-    width_pt = fig.get_figwidth() * 72
-    text = f"{name}: {what}"
-    size = 12.0
-    if len(text) * _CHAR_WIDTH * size > width_pt:
-        size = max(8.0, min(size, width_pt / (_CHAR_WIDTH * (len(name) + 1))))
-        chars = max(10, int(width_pt / (_CHAR_WIDTH * size)))
-        text = "\n".join(textwrap.wrap(f"{name}:", chars, break_on_hyphens=True)
-                         + textwrap.wrap(what, chars))
-    fig.suptitle(text, fontsize=size)
-
-
-_CHAR_WIDTH = 0.62      # of DejaVu Sans, in units of the font size (a generous average)
 
 
 def _rounds(ctx: PlotContext) -> np.ndarray:
@@ -89,7 +69,7 @@ def traces(ctx: PlotContext) -> None:
     t_ax.set_xlabel("exchange round")
     t_ax.set_title("temperature of each replica (moves by accepted swaps)")
     some = f" ({len(shown)} of {n} replicas)" if len(shown) < n else ""
-    _suptitle(fig, ctx.path.name, f"replica traces{some}")
+    fit_suptitle(fig, ctx.path.name, f"replica traces{some}")
     ctx.save(fig, "temper_traces")
 
 
@@ -149,7 +129,7 @@ def round_trips(ctx: PlotContext) -> None:
     walk.yaxis.set_major_locator(MaxNLocator(integer=True))
     walk.legend(fontsize="x-small")
     src = " (rounds so far)" if d["from_rounds"] else ""
-    _suptitle(fig, ctx.path.name, f"round trips{src}")
+    fit_suptitle(fig, ctx.path.name, f"round trips{src}")
     ctx.save(fig, "temper_round_trips")
 
 
@@ -191,7 +171,7 @@ def _corner(ctx: PlotContext, rows: np.ndarray, names: list[str], t_min: float) 
                 ax.set_ylabel(shown[a] if b == 0 else "")
             ax.set_xlabel(shown[b] if a == k - 1 else "")
     more = f"; first {k} of {len(names)} parameters" if len(names) > k else ""
-    _suptitle(fig, ctx.path.name, f"{len(rows)} samples at T = {t_min:g}{more} "
+    fit_suptitle(fig, ctx.path.name, f"{len(rows)} samples at T = {t_min:g}{more} "
                                   "(red: lowest energy seen)")
     ctx.save(fig, "temper_posterior")
 
@@ -225,7 +205,7 @@ def _state_histograms(ctx: PlotContext, rows: np.ndarray, t_min: float) -> None:
         ax.set_xlabel(label + (f" ({merge} levels per bar)" if merge > 1 else ""))
         ax.set_ylabel("fraction of samples")
         ax.set_title(f"{label.split()[0]} at T = {t_min:g}")
-    _suptitle(fig, ctx.path.name, f"{len(rows)} samples at T_min")
+    fit_suptitle(fig, ctx.path.name, f"{len(rows)} samples at T_min")
     ctx.save(fig, "temper_histograms")
 
 

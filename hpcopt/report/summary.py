@@ -8,7 +8,6 @@ comes from the kind's report hooks (report/hooks_<kind>.py).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import h5py
@@ -18,7 +17,7 @@ from ..store import schema
 from ..store.reader import attr_str, failure_groups
 from . import tables as _tables
 from .hooks import Loaded
-from .text import finite, num
+from .text import finite, num, outcome_counts, param_lines
 
 #: keys of the `report --json` object (docs/report.md)
 JSON_KEYS = ("kind", "campaign", "status", "n_tasks", "n_ok", "n_failed", "n_pending",
@@ -102,10 +101,10 @@ def format_text(summary: dict, hooks=None) -> str:
     s = summary
     c = s["counts"]
     lines = [f"{s['path']}: {s['kind']} campaign, {s['status']}",
-             f"  {hooks.noun}: {s['n_tasks']} ({s['n_ok']} ok, {c['failed']} failed"
-             + (f", {c['timeout']} timed out" if c["timeout"] else "")
-             + hooks.counts_extra(s)
-             + f", {s['n_pending']} pending); hpcopt {s['hpcopt_version']}, "
+             f"  {hooks.noun}: {s['n_tasks']} ("
+             + outcome_counts(s["n_ok"], c["failed"], c["timeout"], s["n_pending"],
+                              hooks.counts_extra(s))
+             + f"); hpcopt {s['hpcopt_version']}, "
                f"{s['world_size']} rank(s), seed {s['seed']}, created {s['created']}"]
     lines += [f"  warning: {w}" for w in s.get("warnings", [])]
     lines += hooks.header_lines(s)
@@ -134,19 +133,12 @@ def _best_lines(s: dict, hooks) -> list[str]:
     if "round" in best:
         extra += f", replica {best.get('replica')}, round {best['round']}"
     lines = [f"  {hooks.best_label}: {best['objective']:.10g}{extra}"]
-    errs = best.get("stderr") or {}
     params = best["params"]
     if "spins" in params:
         lines.append(f"    (an Ising configuration of {np.size(params['spins'])} spins)")
         return lines
-    for name, value in params.items():
-        err = f" +/- {errs[name]:.3g}" if name in errs else (" (fixed)" if errs else "")
-        lines.append(f"    {name} = {value:.10g}{err}" if isinstance(value, float)
-                     else f"    {name} = {json.dumps(value)}")
-    if best.get("jacobian_singular"):
-        lines.append("    (the Jacobian is singular at the best point: uncertainties are "
-                     "not reliable)")
-    return lines
+    return lines + param_lines(params, best.get("stderr"),
+                               singular=bool(best.get("jacobian_singular")), indent="    ")
 
 
 def _top_lines(top: list[dict]) -> list[str]:

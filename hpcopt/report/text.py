@@ -1,4 +1,5 @@
-"""Small formatting helpers shared by the summary and the kinds' report hooks."""
+"""Small formatting helpers shared by the summary and the kinds' report hooks, and the
+words the run summaries share with `hpcopt report` (one wording for both)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,38 @@ def num(v, digits: int = 6) -> str:
     if isinstance(v, (list, dict)):
         return json.dumps(v)
     return str(v)
+
+
+#: a parameter whose uncertainty is nan: the residuals do not depend on it at the best fit
+NOT_DETERMINED = "not determined by the data"
+
+
+def outcome_counts(ok: int, failed: int, timeout: int, pending: int, extra: str = "") -> str:
+    """"30 ok, 2 failed, 1 timed out, 0 pending": timeouts apart from failures (`extra`,
+    e.g. ", 3 pruned", goes before the pending count)."""
+    return (f"{ok} ok, {failed} failed" + (f", {timeout} timed out" if timeout else "")
+            + extra + f", {pending} pending")
+
+
+def param_lines(params: dict, stderr: dict | None, *, singular: bool = False,
+                indent: str = "  ") -> list[str]:
+    """One line per parameter: value, then "+/- error", "(not determined by the data)"
+    or "(fixed)" (when others have errors); a last line when the Jacobian is singular."""
+    errs = stderr or {}
+    lines = []
+    for name, value in params.items():
+        if name in errs:
+            err = errs[name]
+            note = (f" +/- {err:.3g}" if isinstance(err, (int, float)) and math.isfinite(err)
+                    else f" ({NOT_DETERMINED})")
+        else:
+            note = " (fixed)" if errs else ""
+        shown = f"{value:.10g}" if isinstance(value, float) else json.dumps(value)
+        lines.append(f"{indent}{name} = {shown}{note}")
+    if singular:
+        lines.append(f"{indent}(the Jacobian is singular at the best point: uncertainties are "
+                     "not reliable)")
+    return lines
 
 
 def finite(obj):

@@ -6,12 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import bundled
 from ..config import ConfigFile, RunConfig
 from ..resources import Resources, parse_resources
 from ..tomlread import Table
+from . import methods
 from .starts import ParamSpec, param_spec_from_table, parse_parameter_ranges
 
-LOCAL_METHODS = ("least_squares", "nelder-mead", "lbfgsb", "powell", "none")
+LOCAL_METHODS = methods.METHODS
 SEARCH_METHODS = ("grid", "random", "sobol", "lhs")
 #: a grid larger than this is refused (ask for a sampled design instead)
 MAX_TASKS = 50_000_000
@@ -38,6 +40,7 @@ class SweepConfig:
     resources: Resources = Resources()
     warmstart: object = None                          # hpcopt.warmstart.WarmStartConfig | None
     model_options: dict = field(default_factory=dict)  # [model] keys besides name (XPCS: mode, scaling)
+    local_options: dict = field(default_factory=dict)  # scipy options of the local method
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -67,6 +70,42 @@ def parse_param_table(root: Table) -> tuple[ParamSpec, ...]:
     return params
 
 
+def parse_local(loc: Table, *, fit: bool) -> tuple[str, int | None, dict]:
+    """[local]: (canonical method, max_nfev or None, scipy options given).
+
+    The method in hpcopt's or scipy's spelling, any case; scipy's option names for that
+    method (sweep/methods.py); an option of another method is refused, naming it."""
+    given = loc.str("method", "least_squares" if fit else "nelder-mead")
+    try:
+        method = methods.canonical_method(given)
+    except ValueError as exc:
+        raise loc.error(str(exc), "method") from None
+    if not fit and method in methods.LEAST_SQUARES:
+        raise loc.error(f"{given} needs a model with residuals; use nelder-mead, lbfgsb, "
+                        "powell or none for a plain objective", "method")
+    max_nfev = loc.raw("max_nfev", None)
+    if max_nfev is not None:
+        max_nfev = loc.int("max_nfev", min=1)
+    options = {}
+    for name in methods.OPTIONS[method]:      # read all, so finish() suggests among them
+        value = loc.raw(name, None)
+        if value is None or name == "max_nfev":
+            continue
+        problem = methods.option_problem(method, name, value)
+        if problem:
+            raise loc.error(problem, name)
+        options[name] = value
+    for name in loc.keys():      # an option of another method: name it (scipy only warns)
+        if name in methods.ALL_OPTIONS - {"max_nfev"} and name not in methods.OPTIONS[method]:
+            raise loc.error(methods.option_problem(method, name, loc.raw(name)), name)
+    budget = methods.BUDGET.get(method)
+    if max_nfev is not None and budget in options:
+        raise loc.error(f"max_nfev and {budget} are the same budget for {given}: give one",
+                        budget)
+    loc.finish()
+    return method, max_nfev, options
+
+
 def parse_sweep_tables(root: Table, cf: ConfigFile, run: RunConfig, *,
                        parameter_ranges: str | None = None) -> SweepConfig:
     """Parse and validate the sweep's tables of `root` (data files are checked by the
@@ -87,7 +126,10 @@ def parse_sweep_tables(root: Table, cf: ConfigFile, run: RunConfig, *,
         model_options = {k: t.raw(k) for k in t.keys() if k != "name"}  # checked by the model
         t.finish()
         d = root.table("data")
-        data_path = cf.resolve(d.str("path"))
+        try:        # {hpcopt_data}/NAME: a file bundled with hpcopt
+            data_path = cf.resolve(bundled.expand(d.str("path")))
+        except ValueError as exc:
+            raise d.error(str(exc), "path") from None
         data_options = {k: d.raw(k) for k in d.keys() if k != "path"}
         d.finish()
     else:
@@ -104,16 +146,8 @@ def parse_sweep_tables(root: Table, cf: ConfigFile, run: RunConfig, *,
     if method != "grid" and samples < 1:
         raise s.error(f"method = {method!r} needs samples >= 1", "samples")
     s.finish()
-    loc = root.table("local")
-    local_method = loc.str("method", "least_squares" if model else "nelder-mead",
-                           choices=LOCAL_METHODS)
-    max_nfev = loc.raw("max_nfev", None)
-    if max_nfev is not None:
-        max_nfev = loc.int("max_nfev", min=1)
-    loc.finish()
-    if objective is not None and local_method == "least_squares":
-        raise loc.error("least_squares needs a model with residuals; use nelder-mead, lbfgsb, "
-                        "powell or none for a plain objective", "method")
+    local_method, max_nfev, local_options = parse_local(root.table("local"),
+                                                        fit=objective is None)
     resources = parse_resources(root, cf.source) if "resources" in root else Resources()
     warmstart = None
     if "warmstart" in root:
@@ -125,11 +159,11 @@ def parse_sweep_tables(root: Table, cf: ConfigFile, run: RunConfig, *,
                  "parameters": {p.name: {k: v for k, v in p.__dict__.items() if k != "name"}
                                 for p in params},
                  "search": {"method": method, "samples": samples},
-                 "local": {"method": local_method, "max_nfev": max_nfev},
+                 "local": {"method": local_method, "max_nfev": max_nfev, **local_options},
                  "warmstart": warmstart.effective() if warmstart else None}
     cfg = SweepConfig(cf, params, method, samples, local_method, max_nfev, run, model,
                       data_path, data_options, objective, effective, parameter_ranges, resources,
-                      warmstart, model_options)
+                      warmstart, model_options, local_options)
     if not cfg.free:
         raise root.error("every parameter is fixed: nothing to sweep", "parameters")
     if cfg.n_tasks > MAX_TASKS:

@@ -21,6 +21,7 @@ from ..farm import (FarmOptions, ManyOutcome, Outcome, Task, TaskBatch, concat_r
                     run_static)
 from ..imports import load_callable
 from ..progress import Progress
+from ..report.text import outcome_counts, param_lines
 from ..store import schema
 from ..store.dtypes import sweep_dtype
 from ..store.resultfile import FlushClock, ResultStore, TableSpec
@@ -151,7 +152,8 @@ class SweepEvaluator:
         else:
             x0 = self.design.point(task.task_id) if start is None else start[0]
             res = self.refine(self.problem, x0, self.design.lower, self.design.upper,
-                              self.cfg.local_method, max_nfev=self.cfg.max_nfev)
+                              self.cfg.local_method, max_nfev=self.cfg.max_nfev,
+                              options=self.cfg.local_options)
         values = {"x0": x0, "x": res.x, "objective": res.chi2, "n_eval": res.nfev,
                   "chi2_reduced": reduced(res.chi2, self.problem, self.design)}
         if res.status == "ok":
@@ -328,11 +330,9 @@ def run_sweep(session: Session) -> RunOutcome:
         def write(rows):
             store.write_rows(TABLE, rows)
             store.flush()
-            if world.is_root:
-                progress.update(len(rows) if not store.parallel else 0)
         stats = run_static(world, n_tasks=n_tasks, done=done, evaluator=evaluator,
                            dtype=dtype, options=options, write_rows=write,
-                           parallel_write=store.parallel)
+                           parallel_write=store.parallel, on_round=progress.update)
     else:
         source = SweepSource(store, dtype, pending, progress,
                              plan.run.checkpoint_every) if world.is_root else None
@@ -373,7 +373,7 @@ def summarize(store: ResultStore, problem, design: StartDesign) -> dict:
     groups = failure_groups(store.file[TABLE], limit=1)
     counts, best_row = scan["counts"], scan["best_row"]
     summary = {"n_tasks": sum(counts.values()), "n_ok": counts["ok"],
-               "n_failed": counts["failed"] + counts["timeout"],
+               "n_failed": counts["failed"] + counts["timeout"], "n_timeout": counts["timeout"],
                "n_pending": counts["pending"], "best": None, "best_attrs": {},
                "first_error": groups[0]["example"] if groups else ""}
     if best_row is None:
@@ -387,7 +387,8 @@ def summarize(store: ResultStore, problem, design: StartDesign) -> dict:
         free = design.lower < design.upper
         unc = uncertainties(problem, best_row["x"], free=free, chi2=float(best_row["objective"]))
         errs = {nm: float(e) for nm, e, f in zip(design.param_names, unc.stderr, free) if f}
-        best.update(stderr=errs, chi2_reduced=float(best_row["chi2_reduced"]))
+        best.update(stderr=errs, chi2_reduced=float(best_row["chi2_reduced"]),
+                    jacobian_singular=bool(unc.singular))
         attrs.update(stderr=errs, covariance=np.asarray(unc.covariance).tolist(),
                      jacobian_singular=bool(unc.singular))
     summary["best"] = best
@@ -396,8 +397,11 @@ def summarize(store: ResultStore, problem, design: StartDesign) -> dict:
 
 
 def format_summary(summary: dict) -> str:
-    lines = [f"results: {summary['path']} ({summary['status']}; {summary['n_ok']} ok, "
-             f"{summary['n_failed']} failed, {summary['n_pending']} pending of "
+    """The run summary, in the words of `hpcopt report` (report.text)."""
+    timeout = summary.get("n_timeout", 0)
+    counts = outcome_counts(summary["n_ok"], summary["n_failed"] - timeout, timeout,
+                            summary["n_pending"])
+    lines = [f"results: {summary['path']} ({summary['status']}; {counts} of "
              f"{summary['n_tasks']} tasks; {summary['elapsed']:.1f} s)"]
     best = summary["best"]
     if best is None:
@@ -405,12 +409,5 @@ def format_summary(summary: dict) -> str:
         return "\n".join(lines)
     lines.append(f"best: objective {best['objective']:.10g} (task {best['task_id']})"
                  + (f", reduced chi2 {best['chi2_reduced']:.6g}" if "chi2_reduced" in best else ""))
-    errs = best.get("stderr", {})
-    for name, value in best["params"].items():
-        if name in errs:
-            err = (f" +/- {errs[name]:.3g}" if math.isfinite(errs[name])
-                   else " (not determined by the data)")
-        else:
-            err = " (fixed)" if errs else ""
-        lines.append(f"  {name} = {value:.10g}{err}")
-    return "\n".join(lines)
+    return "\n".join(lines + param_lines(best["params"], best.get("stderr"),
+                                         singular=bool(best.get("jacobian_singular"))))

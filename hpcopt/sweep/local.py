@@ -19,9 +19,8 @@ from scipy.optimize import least_squares, minimize
 
 from ..errors import HpcoptError
 from ..models.base import FitProblem
+from .methods import BUDGET, LEAST_SQUARES, METHODS, SCIPY_NAMES, check_options
 
-METHODS = ("least_squares", "nelder-mead", "lbfgsb", "powell", "none")
-_SCIPY_MINIMIZE = {"nelder-mead": "Nelder-Mead", "lbfgsb": "L-BFGS-B", "powell": "Powell"}
 # least_squares tolerances: tight, so certified NIST values are reached (>= eps, as scipy needs)
 LSQ_TOL = 1e-15
 
@@ -87,16 +86,24 @@ class _Tracked:
 
 
 def refine(problem: FitProblem, x0, lower, upper, method: str, *,
-           max_nfev: int | None = None, fd_jac: str = "3-point") -> LocalResult:
+           max_nfev: int | None = None, options: dict | None = None,
+           fd_jac: str = "3-point") -> LocalResult:
     """Refine start `x0` within [lower, upper] by `method` (one of :data:`METHODS`).
 
-    `max_nfev` is the optimizer's own budget (scipy's counting); `fd_jac` is the
+    `max_nfev` is the optimizer's own budget (scipy's counting: maxfev, maxfun or
+    max_nfev, whichever the method calls it); `options` are scipy options of the method
+    under scipy's names (sweep/methods.py), over hpcopt's tight defaults; tolerances on
+    x apply to the scaled coordinates the optimizer sees (see below).  `fd_jac` is the
     finite-difference scheme of least_squares when the problem has no exact
     Jacobian (``problem.has_jacobian``/``problem.jacobian(p)``, an optional extension
     of FitProblem).  LocalResult.nfev counts every model evaluation.
     """
     if method not in METHODS:
         raise ValueError(f"unknown local method {method!r}; expected one of {', '.join(METHODS)}")
+    options = dict(options or {})
+    check_options(method, options)
+    if max_nfev and method in BUDGET:
+        options.setdefault(BUDGET[method], max_nfev)
     lower = np.asarray(lower, dtype=np.float64)
     upper = np.asarray(upper, dtype=np.float64)
     x0 = np.clip(np.asarray(x0, dtype=np.float64), lower, upper)
@@ -111,7 +118,7 @@ def refine(problem: FitProblem, x0, lower, upper, method: str, *,
     # (not only the largest) while x_scale="jac" handles the curvature.
     finite = (np.isfinite(lower) & np.isfinite(upper))[free]
     width = (upper - lower)[free]
-    if method == "least_squares":
+    if method in LEAST_SQUARES:
         origin = np.zeros(int(free.sum()))
         scale = np.where(x0[free] != 0, np.abs(x0[free]), np.where(finite, width, 1.0))
     else:
@@ -123,12 +130,14 @@ def refine(problem: FitProblem, x0, lower, upper, method: str, *,
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            if method == "least_squares":
+            if method in LEAST_SQUARES:
+                settings = {"ftol": LSQ_TOL, "xtol": LSQ_TOL, "gtol": LSQ_TOL, **options}
                 res = least_squares(track.residuals, z0, jac=track.jacobian_or(fd_jac),
-                                    bounds=(zlo, zhi), method="trf", x_scale="jac",
-                                    ftol=LSQ_TOL, xtol=LSQ_TOL, gtol=LSQ_TOL, max_nfev=max_nfev)
+                                    bounds=(zlo, zhi), x_scale="jac",
+                                    method="trf" if method == "least_squares" else "dogbox",
+                                    **settings)
             else:
-                res = _minimize(track, method, z0, zlo, zhi, max_nfev)
+                res = _minimize(track, method, z0, zlo, zhi, options)
     except HpcoptError:
         raise
     except Exception as exc:  # noqa: BLE001 - a start that breaks the model fails alone
@@ -152,25 +161,16 @@ def refine(problem: FitProblem, x0, lower, upper, method: str, *,
     return LocalResult(x, chi2, track.nfev, "ok", message, success)
 
 
-def _minimize(track: _Tracked, method: str, z0, zlo, zhi, max_nfev):
+def _minimize(track: _Tracked, method: str, z0, zlo, zhi, options: dict):
+    """scipy.optimize.minimize with hpcopt's tight defaults under the user's `options`."""
     f0 = track.chi2(z0)
     if not np.isfinite(f0):
         raise FloatingPointError("the model is not finite at the start point")
-    options: dict = {}
-    if method == "nelder-mead":
-        options = {"xatol": 1e-10, "fatol": 1e-12 * max(1.0, abs(f0))}
-        if max_nfev:
-            options["maxfev"] = max_nfev
-    elif method == "powell":
-        options = {"xtol": 1e-10, "ftol": 1e-14}
-        if max_nfev:
-            options["maxfev"] = max_nfev
-    else:  # L-BFGS-B
-        options = {"ftol": 1e-15, "gtol": 1e-12}
-        if max_nfev:
-            options["maxfun"] = max_nfev
-    return minimize(track.chi2, z0, method=_SCIPY_MINIMIZE[method],
-                    bounds=list(zip(zlo, zhi)), options=options)
+    defaults = {"nelder-mead": {"xatol": 1e-10, "fatol": 1e-12 * max(1.0, abs(f0))},
+                "powell": {"xtol": 1e-10, "ftol": 1e-14},
+                "lbfgsb": {"ftol": 1e-15, "gtol": 1e-12}}[method]
+    return minimize(track.chi2, z0, method=SCIPY_NAMES[method], bounds=list(zip(zlo, zhi)),
+                    options={**defaults, **options})
 
 
 def start_chi2(problem: FitProblem, x0: np.ndarray) -> tuple[float, str]:
@@ -197,9 +197,11 @@ def evaluate_only(problem: FitProblem, x0: np.ndarray) -> LocalResult:
 
 
 def refine_many(problem: FitProblem, starts: np.ndarray, lower, upper, method: str, *,
-                max_nfev: int | None = None) -> tuple[int, list[LocalResult]]:
+                max_nfev: int | None = None,
+                options: dict | None = None) -> tuple[int, list[LocalResult]]:
     """Refine every row of `starts` serially; (index of the lowest chi2 or -1, all results)."""
-    results = [refine(problem, s, lower, upper, method, max_nfev=max_nfev) for s in starts]
+    results = [refine(problem, s, lower, upper, method, max_nfev=max_nfev, options=options)
+               for s in starts]
     chi2 = np.array([r.chi2 if r.status == "ok" else np.inf for r in results])
     best = int(np.argmin(chi2)) if len(chi2) and np.isfinite(chi2.min()) else -1
     return best, results

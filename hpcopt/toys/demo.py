@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
+
+from ..bundled import data_dir
 
 DEMO_CONFIG = "demo.toml"
 
 
 def demo_config() -> Path:
-    return Path(str(resources.files("hpcopt") / "data" / DEMO_CONFIG))
+    return data_dir() / DEMO_CONFIG
 
 
 def truth_lines(summary: dict) -> list[str]:

@@ -112,3 +112,71 @@ def test_json_lists_exported_files_and_figures(sweep_file, tmp_path, capsys):
     assert sorted(out["plots"]) == sorted(str(p) for p in (tmp_path / "p").glob("*.png"))
     text = report(capsys, sweep_file, "--export", tmp_path / "e2")
     assert "exported 3 files to" in text and str(tmp_path / "e2" / "tasks.csv") in text
+
+
+WORDS_MODULE = '''
+import time
+
+
+def line(x, p):
+    """c does not enter the model: the data cannot determine it."""
+    return p[0] * x + p[1] + 0.0 * p[2]
+
+
+def mixed(p):
+    if p["x"] > 0.5:
+        time.sleep(30)                      # beyond [run] task_timeout: a timeout
+    if p["x"] < -0.5:
+        raise ValueError("out of the domain")
+    return p["x"] ** 2 + p["y"] ** 2
+'''
+WORDS_FIT = """
+[model]
+name = "wordsmod:line"
+[data]
+path = "line.csv"
+[parameters]
+a = { min = -5.0, max = 5.0, points = 2 }
+b = { min = -5.0, max = 5.0, points = 2 }
+c = { min = -1.0, max = 1.0, points = 1 }
+[local]
+method = "least_squares"
+[output]
+path = "fit.h5"
+"""
+WORDS_TIMEOUTS = """
+[objective]
+function = "wordsmod:mixed"
+[parameters]
+x = { min = -1.0, max = 1.0, points = 5 }
+y = { min = -1.0, max = 1.0, points = 2 }
+[local]
+method = "none"
+[run]
+task_timeout = 1.0
+[output]
+path = "mixed.h5"
+"""
+
+
+def test_run_summary_and_report_use_the_same_words(tmp_path):
+    """Issue 15.6: the run said '(not determined by the data)' where the report said
+    '+/- nan', and counted timeouts as failures where the report counted them apart."""
+    (tmp_path / "wordsmod.py").write_text(WORDS_MODULE)
+    x = np.linspace(0.0, 4.0, 12)
+    y = 1.5 * x - 0.5 + 0.01 * np.sin(7 * x)
+    np.savetxt(tmp_path / "line.csv", np.column_stack([x, y]), delimiter=",",
+               header="x,y", comments="")
+    (tmp_path / "fit.toml").write_text(WORDS_FIT)
+    (tmp_path / "mixed.toml").write_text(WORDS_TIMEOUTS)
+    fit = run(["sweep", tmp_path / "fit.toml"], check=True).stdout
+    fit_report = run(["report", tmp_path / "fit.h5"], check=True).stdout
+    for text in (fit, fit_report):
+        assert "c = " in text and "(not determined by the data)" in text, text
+        assert "nan" not in text.split("best")[1].split("top")[0], text
+        assert "+/-" in text                                  # a and b are determined
+    mixed = run(["sweep", tmp_path / "mixed.toml"], check=True).stdout
+    mixed_report = run(["report", tmp_path / "mixed.h5"], check=True).stdout
+    words = "6 ok, 2 failed, 2 timed out, 0 pending"
+    assert f"(complete; {words} of 10 tasks;" in mixed, mixed
+    assert f"starts: 10 ({words})" in mixed_report, mixed_report

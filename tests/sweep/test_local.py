@@ -26,8 +26,8 @@ LOWER, UPPER = np.array([0.1, 0.1, -1.0]), np.array([10.0, 10.0, 1.0])
 START = np.array([1.0, 0.5, 0.0])
 
 
-@pytest.mark.parametrize("method, digits", [("least_squares", 8), ("nelder-mead", 5),
-                                            ("lbfgsb", 4), ("powell", 5)])
+@pytest.mark.parametrize("method, digits", [("least_squares", 8), ("dogbox", 8),
+                                            ("nelder-mead", 5), ("lbfgsb", 4), ("powell", 5)])
 def test_every_method_finds_the_truth(exact, method, digits):
     r = refine(exact, START, LOWER, UPPER, method)
     assert r.status == "ok", r.message
@@ -46,12 +46,13 @@ def test_none_just_evaluates(exact):
 
 
 def test_methods_list():
-    assert set(METHODS) == {"least_squares", "nelder-mead", "lbfgsb", "powell", "none"}
+    assert set(METHODS) == {"least_squares", "dogbox", "nelder-mead", "lbfgsb", "powell", "none"}
     with pytest.raises(ValueError, match="unknown local method"):
         refine(None, START, LOWER, UPPER, "bfgs")
 
 
-@pytest.mark.parametrize("method", ["least_squares", "nelder-mead", "lbfgsb", "powell"])
+@pytest.mark.parametrize("method", ["least_squares", "dogbox", "nelder-mead", "lbfgsb",
+                                    "powell"])
 def test_fixed_parameters_stay_fixed(exact, method):
     lower, upper = LOWER.copy(), UPPER.copy()
     lower[2] = upper[2] = 0.3  # c held at its true value
