@@ -49,7 +49,7 @@ def _sweep_file(path: Path):
 def _temper_file(path: Path) -> None:
     """A tempering layout: rounds/samples tables and two checkpoint groups of 24 arrays."""
     from hpcopt.store import schema
-    from hpcopt.temper.stats import round_dtype, sample_dtype
+    from hpcopt.store.dtypes import round_dtype, sample_dtype
     with h5py.File(path, "w") as f:
         for k, v in {"kind": "temper", "format_version": schema.FORMAT_VERSION, "seed": 1,
                      "world_size": 3, "status": "complete", "config": "a = 1"}.items():

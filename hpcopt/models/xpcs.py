@@ -312,6 +312,7 @@ class XpcsProblem:
         self.data = data
         self.name = name or f"xpcs:{self.variant}"
         self.param_names = param_names_for(self.variant, self.mode)
+        self.param_units = {n: PARAM_UNITS.get(n, "") for n in self.param_names}
         fit_diag = data.diagonal != "exclude"
         self._folded = kx.fold_data(data.c2, data.sigma, pairs=data.pairs, diagonal=fit_diag)
         n = data.n

@@ -3,9 +3,12 @@
     >>> from hpcopt.report import load
     >>> r = load("misra1a.h5")
     >>> r.kind, r.status, r.best["objective"]
-    >>> tasks = r.table("tasks")          # finished rows only
+    >>> rows = r.table()                   # the main table (r.main_table): finished rows only
     >>> p = r.params()                     # named parameter columns + objective
-    >>> df = r.frame("tasks")              # needs pandas
+    >>> df = r.frame()                     # the same as a pandas DataFrame, named columns
+    >>> pairs = r.frame("pairs")           # any other table by name
+
+Each kind's main table: "tasks" (sweeps), "rounds" (tempering), "trials" (HPO and PBT).
 
 Never imports MPI (nor Optuna or matplotlib): works on a laptop with h5py and numpy.
 The file is opened read-only without locking for each call and closed again, so a
@@ -79,9 +82,12 @@ class Result:
     def table(self, name: str | None = None, *, all_rows: bool = False) -> np.ndarray:
         """Rows of a table as a numpy structured array (default: the main table).
 
-        Only finished rows (status not pending; written samples) unless `all_rows`.
-        Variable-length strings are str; ``status`` holds the codes of
-        ``hpcopt.store.schema.STATUS_NAMES``; ``message`` is utf-8 bytes.
+        Rows as the campaign wrote them: vectors joined (a sweep's ``x0``/``x`` points,
+        tempering's per-replica arrays, a sample's ``state``), whether the file keeps them
+        as named columns or in datasets of their own.  Only finished rows (status not
+        pending; written samples) unless `all_rows`.  Variable-length strings are str;
+        ``status`` holds the codes of ``hpcopt.store.schema.STATUS_NAMES``; ``message``
+        is utf-8 bytes.
         """
         name = name or self.main_table
         self._check(name)
@@ -89,9 +95,18 @@ class Result:
             return _tables.read_table(f, name, all_rows=all_rows)
 
     def frame(self, name: str | None = None, *, all_rows: bool = False):
-        """The table as a pandas DataFrame: array columns expanded to ``name_0, name_1, ...``,
-        strings decoded, status as names. Raises ImportError when pandas is missing."""
-        return to_frame(self.table(name, all_rows=all_rows), _import_pandas())
+        """The table as a pandas DataFrame (default: the main table), columns named after
+        parameters: a sweep's refined point under each parameter's name and its start as
+        ``<name>_start``; HPO parameters under their names (a name that another column has
+        keeps its ``p_`` prefix); a continuous tempering problem's samples under the
+        parameter names.  Other array columns become ``name_0, name_1, ...``; strings
+        decoded, status as names.  Raises ImportError when pandas is missing."""
+        pandas = _import_pandas()
+        name = name or self.main_table
+        self._check(name)
+        with open_loaded(self.path) as r:
+            rows = _tables.read_table(r.f, name, all_rows=all_rows)
+            return pandas.DataFrame(r.hooks.frame_columns(r, name, rows))
 
     def params(self, *, start: bool = False) -> np.ndarray:
         """One row per finished task with a named column per parameter and ``objective``.

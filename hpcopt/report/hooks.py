@@ -135,6 +135,11 @@ class ReportHooks:
     def params(self, r: Loaded, *, start: bool = False) -> np.ndarray:
         raise ValueError(f"{r.path}: a {r.kind} file has no parameter table")
 
+    def frame_columns(self, r: Loaded, table: str, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns of Result.frame(table): flat, named after parameters where the kind
+        knows them."""
+        return _tables.flat_columns(rows)
+
 
 def json_params(raw) -> dict:
     """A params_json cell as a dict ({} for an empty cell)."""

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 
 from ..store import schema
+from ..store.dtypes import PARAM_PREFIX
 from ..store.reader import attr_str
 from . import tables as _tables
 from .hooks import Loaded, ReportHooks, json_params
@@ -76,6 +77,11 @@ def write_trials(f: h5py.File, table: str, results_dir: Path) -> list[Path]:
     return written
 
 
+def _param_name(column: str, columns) -> str:
+    name = column[len(PARAM_PREFIX):]
+    return name if column.startswith(PARAM_PREFIX) and name not in columns else column
+
+
 class HpoReport(ReportHooks):
     noun = "trials"
     section = "hpo"
@@ -113,6 +119,14 @@ class HpoReport(ReportHooks):
 
     def params(self, r: Loaded, *, start: bool = False) -> np.ndarray:
         return hpo_params(_tables.read_table(r.f, r.main_table))
+
+    def frame_columns(self, r: Loaded, table: str, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """``p_<name>`` columns under the parameter's name (a name that another column has
+        keeps its prefix)."""
+        cols = super().frame_columns(r, table, rows)
+        if table != r.main_table:
+            return cols
+        return {_param_name(c, cols): v for c, v in cols.items()}
 
 
 class PbtReport(HpoReport):

@@ -6,7 +6,9 @@ from typing import Callable
 
 import numpy as np
 
+from ..store.dtypes import sweep_frame_names
 from ..store.reader import attr_json, attr_str
+from . import tables as _tables
 from .hooks import Loaded, ReportHooks
 from .text import named_columns
 
@@ -44,9 +46,15 @@ class SweepReport(ReportHooks):
         return list(plots_sweep.FIGURES)
 
     def params(self, r: Loaded, *, start: bool = False) -> np.ndarray:
-        from .tables import read_table
         names = r.table_attrs(r.main_table).get("param_names", [])
-        return sweep_params(read_table(r.f, r.main_table), names, start=start)
+        return sweep_params(_tables.read_table(r.f, r.main_table), names, start=start)
+
+    def frame_columns(self, r: Loaded, table: str, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The refined point under the parameters' names, the start as ``<name>_start``."""
+        if table != r.main_table:
+            return super().frame_columns(r, table, rows)
+        names = attr_json(r.main, "param_names", [])
+        return _tables.flat_columns(rows, sweep_frame_names(names))
 
 
 SWEEP_REPORT = SweepReport()

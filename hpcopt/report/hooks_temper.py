@@ -63,6 +63,11 @@ class TemperReport(ReportHooks):
         from . import plots_temper
         return list(plots_temper.FIGURES)
 
+    def frame_columns(self, r: Loaded, table: str, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """A continuous problem's sample states under the parameters' names."""
+        names = r.table_attrs(table).get("param_names") if table == "samples" else None
+        return _tables.flat_columns(rows, {"state": names} if names else None)
+
     def params(self, r: Loaded, *, start: bool = False) -> np.ndarray:
         names = (r.table_attrs("samples").get("param_names") if "samples" in r.f else None) or []
         if not names:

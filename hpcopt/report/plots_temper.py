@@ -22,7 +22,7 @@ MAX_BARS = 80                # histogram bars of a discrete observable (levels m
 def _rounds(ctx: PlotContext) -> np.ndarray:
     if "rounds" not in ctx.cache:
         fields = [c for c in ("task_id", "slot", "temperature", "energy", "best_energy")
-                  if c in ctx.f["rounds"].dtype.names]
+                  if c in _tables.columns(ctx.f, "rounds")]
         ctx.cache["rounds"] = _tables.read_table(ctx.f, "rounds", fields=fields)
     return ctx.cache["rounds"]
 

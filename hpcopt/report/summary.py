@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from ..store import schema
-from ..store.reader import attr_str, failure_groups
+from ..store.reader import SCAN_ROWS, attr_str, failure_groups
 from . import tables as _tables
 from .hooks import Loaded
 from .text import finite, num, outcome_counts, param_lines
@@ -70,20 +70,21 @@ def _top_rows(r: Loaded, k: int) -> list[dict]:
     if k <= 0 or "objective" not in ds.dtype.names:
         return []
     sign = -1.0 if r.direction == "maximize" else 1.0
-    best: list[tuple[float, dict]] = []
-    for a in range(0, ds.shape[0], _tables.SLICE_ROWS):
-        rows = ds[a:a + _tables.SLICE_ROWS]
+    best: list[tuple[float, int]] = []
+    for a in range(0, ds.shape[0], SCAN_ROWS):     # two columns only, then the k rows
+        rows = ds.fields(["status", "objective"])[a:a + SCAN_ROWS]
         ok = np.flatnonzero((rows["status"] == schema.OK) & ~np.isnan(rows["objective"]))
         if not len(ok):
             continue
         order = ok[np.argsort(sign * rows["objective"][ok], kind="stable")[:k]]
-        for i in order:
-            best.append((sign * float(rows["objective"][i]),
-                         {"task_id": int(rows["task_id"][i]),
-                          "objective": float(rows["objective"][i]),
-                          "params": r.hooks.row_params(r, rows[i])}))
+        best += [(sign * float(rows["objective"][i]), a + int(i)) for i in order]
     best.sort(key=lambda t: t[0])
-    return [d for _, d in best[:k]]
+    out = []
+    for _, i in best[:k]:
+        row = _tables.row_at(r.f, r.main_table, i)
+        out.append({"task_id": int(row["task_id"]), "objective": float(row["objective"]),
+                    "params": r.hooks.row_params(r, row)})
+    return out
 
 
 # -- output ------------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """Reading result-file tables for analysis: finished rows only, strings decoded, flat columns.
 
 Shared by the Python API, the exports and the plots, so "which rows count" and
-"how an array column becomes plain columns" are decided in one place:
+"how an array column becomes plain columns" are decided in one place.  Rows come as the
+campaign wrote them (the row dtype: a table's vectors joined back from their named
+columns or side datasets, see store.layout; files of format 1 hold them in the table).
+Rows that count:
 
 * tables with a ``status`` column (tasks, trials, rounds): rows whose status is
   not pending;
@@ -22,9 +25,9 @@ import numpy as np
 
 from ..errors import ResultFileError, UsageError
 from ..store import schema
+from ..store.layout import TableLayout, slice_rows
 from ..store.reader import open_result
 
-SLICE_ROWS = 65536
 #: temper tables written once, at the end of a run (with the root attr below)
 FINAL_TABLES = ("pairs", "replicas", "slots")
 FINAL_MARK = "rounds_done"
@@ -119,19 +122,33 @@ def _keep_mask(f: h5py.File, name: str, rows: np.ndarray) -> np.ndarray:
     return np.ones(len(rows), dtype=bool)
 
 
+def columns(f: h5py.File, name: str) -> tuple[str, ...]:
+    """The columns of table `name` as rows hold them (vectors joined)."""
+    return TableLayout.of(f[name]).row_dtype.names
+
+
+def row_at(f: h5py.File, name: str, i: int) -> np.void:
+    """Row i of table `name` (vectors joined; strings as stored)."""
+    ds = f[name]
+    return TableLayout.of(ds).read(ds, i, i + 1)[0]
+
+
 def iter_rows(f: h5py.File, name: str, *, all_rows: bool = False,
               fields: list[str] | None = None) -> Iterator[np.ndarray]:
-    """Finished rows of table `name` in slices (vlen strings decoded to str).
+    """Finished rows of table `name` in slices of bounded size (vlen strings decoded to str).
 
     `fields` restricts the columns read (plus what the filter needs).
     """
     ds = f[name]
+    layout = TableLayout.of(ds)
     need = None
     if fields is not None:
-        extra = [c for c in ("status", "energy") if c in ds.dtype.names and c not in fields]
+        names = layout.row_dtype.names
+        extra = [c for c in ("status", "energy") if c in names and c not in fields]
         need = list(fields) + extra
-    for a in range(0, ds.shape[0], SLICE_ROWS):
-        rows = ds.fields(need)[a:a + SLICE_ROWS] if need else ds[a:a + SLICE_ROWS]
+    step = slice_rows(layout.fields_dtype(need))
+    for a in range(0, ds.shape[0], step):
+        rows = layout.read(ds, a, a + step, need)
         if not all_rows:
             rows = rows[_keep_mask(f, name, rows)]
         if fields is not None and list(rows.dtype.names) != list(fields):
@@ -144,7 +161,9 @@ def read_table(f: h5py.File, name: str, *, all_rows: bool = False,
     """All finished rows of a table as one structured array (see :func:`iter_rows`)."""
     parts = list(iter_rows(f, name, all_rows=all_rows, fields=fields))
     if not parts:
-        dtype = f[name].dtype if fields is None else _select(f[name][:0], fields).dtype
+        layout = TableLayout.of(f[name])
+        dtype = layout.row_dtype if fields is None else _select(
+            np.zeros(0, layout.fields_dtype(fields)), fields).dtype
         return np.zeros(0, dtype=dtype)
     return np.concatenate(parts)
 
@@ -165,20 +184,23 @@ def decode_strings(rows: np.ndarray) -> np.ndarray:
     return rows
 
 
-def flat_columns(rows: np.ndarray) -> dict[str, np.ndarray]:
+def flat_columns(rows: np.ndarray, names: dict[str, list[str]] | None = None
+                 ) -> dict[str, np.ndarray]:
     """Structured rows -> ordered {column name: 1-D array}.
 
-    Array columns become ``name_0, name_1, ...`` (C order for several dimensions);
-    fixed-length byte strings (the error message) and vlen strings become str; the
-    ``status`` enum becomes its name (``ok``, ``failed``, ...).
+    Array columns become ``name_0, name_1, ...`` (C order for several dimensions), or the
+    names `names` gives a vector (e.g. a sweep's parameters; ignored when they do not fit or
+    would repeat a column); fixed-length byte strings (the error message) and vlen strings
+    become str; the ``status`` enum becomes its name (``ok``, ``failed``, ...).
     """
     out: dict[str, np.ndarray] = {}
     for n in rows.dtype.names:
         col = rows[n]
         if col.ndim > 1:
             flat = col.reshape(len(col), -1)
-            for i in range(flat.shape[1]):
-                out[f"{n}_{i}"] = flat[:, i]
+            labels = _vector_names(n, flat.shape[1], (names or {}).get(n), rows.dtype.names, out)
+            for i, label in enumerate(labels):
+                out[label] = flat[:, i]
         elif n == "status" and col.dtype.kind in "iu":
             out[n] = np.array([schema.STATUS_BY_CODE.get(int(v), str(int(v))) for v in col],
                               dtype=object)
@@ -190,3 +212,12 @@ def flat_columns(rows: np.ndarray) -> dict[str, np.ndarray]:
         else:
             out[n] = col
     return out
+
+
+def _vector_names(field: str, width: int, given: list[str] | None, fields, taken) -> list[str]:
+    default = [f"{field}_{i}" for i in range(width)]
+    if given is None or len(given) != width or len(set(given)) != width:
+        return default
+    if set(given) & (set(fields) | set(taken)):
+        return default
+    return list(given)

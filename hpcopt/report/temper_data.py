@@ -50,7 +50,7 @@ def temper_details(f: h5py.File) -> dict:
         out["mean_round_trip"] = [float(v) for v in reps["mean_round_trip"]]
         return out
     fields = [c for c in ("task_id", "slot", "temperature", "swap_attempted", "swap_accepted")
-              if c in f["rounds"].dtype.names]
+              if c in _tables.columns(f, "rounds")]
     rounds = _tables.read_table(f, "rounds", fields=fields)
     out["rounds_done"] = len(rounds)
     burn_in = int(config_value(f, "temper", "burn_in", 0) or 0)

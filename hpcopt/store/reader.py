@@ -12,7 +12,9 @@ file and the fault (ResultFileError, exit 2) within a fraction of a second:
 * no link leaves the file (external or soft links, external raw storage, virtual
   datasets), and the file holds a bounded number of objects;
 * the kind's tables are 1-D compound datasets (not groups) with the columns of that
-  kind's layout (so a kind that does not match the layout is refused);
+  kind's layout (so a kind that does not match the layout is refused), their vectors
+  where the ``vectors`` attribute says (store.layout: named columns, or numeric side
+  datasets with a row per table row);
 * a table or array declares no more rows than the file stores (a crafted 2^40-row
   table would otherwise be scanned for ever, or allocated);
 * the ``best`` group holds a numeric objective and JSON parameters;
@@ -36,6 +38,7 @@ import numpy as np
 from ..errors import ResultFileError
 from ..tomlread import loads as toml_loads
 from . import schema
+from .layout import LayoutError, TableLayout
 
 SCAN_ROWS = 65536
 _NUMBER_TEXT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -50,8 +53,9 @@ MAX_COMPRESSION = 1000
 _INT, _REAL, _TEXT, _BOOL = "iu", "iuf", "SOU", "b"
 _NUMBER = "iufb"
 
-#: the columns each table of each kind must have (the writers' layouts); tables not
-#: listed under a kind are neither required nor read as tables of that kind
+#: the columns each table of each kind must have (of the row dtype, vectors joined: see
+#: store.layout); tables not listed under a kind are neither required nor read as tables of
+#: that kind
 LAYOUT: dict[str, dict[str, dict[str, str]]] = {
     "sweep": {
         "tasks": {"task_id": _INT, "status": _INT, "attempts": _INT, "rank": _INT,
@@ -122,7 +126,8 @@ ROOT_ATTRS = {schema.ATTR_STATUS: TEXT, schema.ATTR_CONFIG: TEXT, schema.ATTR_CO
 TABLE_ATTRS = {"param_names": JSON_LIST, "lower": JSON_LIST, "upper": JSON_LIST,
                "direction": TEXT, "n_replicas": INT, "array_task": INT, "population": INT,
                "max_steps": INT, "perturbation_interval": INT, "perturbation_factors": JSON_LIST,
-               "quantile_fraction": REAL, "resample_probability": REAL}
+               "quantile_fraction": REAL, "resample_probability": REAL,
+               "columns": JSON_TABLE, "vectors": JSON_LIST}
 BEST_ATTRS = {"objective": REAL, "params": JSON_TABLE, "task_id": INT, "chi2_reduced": REAL,
               "stderr": JSON_TABLE, "covariance": JSON_LIST, "replica": INT, "round": INT,
               "jacobian_singular": BOOL}
@@ -300,24 +305,30 @@ def _check_table(f: h5py.File, name: str, columns: dict[str, str], kind: str, fa
     obj = f[name]
     if not isinstance(obj, h5py.Dataset):
         raise fault(f"'{name}' is a group where the {kind} table '{name}' belongs")
-    names = obj.dtype.names
-    if names is None or obj.ndim != 1:
+    if obj.dtype.names is None or obj.ndim != 1:
         raise fault(f"'{name}' is a {obj.ndim}-D {obj.dtype} array where the {kind} table "
                     f"'{name}' (a 1-D compound dataset) belongs")
+    try:
+        layout = TableLayout.of(obj)
+    except LayoutError as exc:
+        raise fault(f"{exc}: damaged or crafted") from None
+    row = layout.row_dtype
     for column, kinds in columns.items():
-        if column not in names:
+        if column not in row.names:
             raise fault(f"table '{name}' has no '{column}' column: not the layout of a "
                         f"{kind} file (damaged, or 'kind' does not match the tables)")
-        dt = obj.dtype[column]
+        dt = row[column]
         base = dt.subdtype[0] if dt.subdtype else dt
         if base.kind not in kinds:
             raise fault(f"table '{name}': column '{column}' holds {base} values, not "
                         f"{'numbers' if kinds != _TEXT else 'text'}")
     _check_size(obj, name, fault)
+    for v in layout.side_datasets:
+        _check_size(f[v.dataset], v.dataset, fault)
     _check_attrs(obj, f"table '{name}'", TABLE_ATTRS, fault)
     extra = _TABLE_CHECKS.get((kind, name))
     if extra is not None:
-        extra(obj, fault)
+        extra(obj, row, fault)
 
 
 def _check_size(ds: h5py.Dataset, name: str, fault) -> None:
@@ -334,9 +345,9 @@ def _check_size(ds: h5py.Dataset, name: str, fault) -> None:
                     f"stores {ds.id.get_storage_size()} bytes of them: damaged or crafted")
 
 
-def _check_sweep_columns(ds: h5py.Dataset, fault) -> None:
-    n = _width(ds.dtype["x"])
-    if _width(ds.dtype["x0"]) != n:
+def _check_sweep_columns(ds: h5py.Dataset, row: np.dtype, fault) -> None:
+    n = _width(row["x"])
+    if _width(row["x0"]) != n:
         raise fault("table 'tasks': columns 'x0' and 'x' have different lengths")
     for attr in ("param_names", "lower", "upper"):
         value = _attr(ds, attr)
@@ -345,14 +356,14 @@ def _check_sweep_columns(ds: h5py.Dataset, fault) -> None:
                         f"entries for {n} parameters")
 
 
-def _check_ladder_columns(ds: h5py.Dataset, fault) -> None:
-    n = _width(ds.dtype["temperature"])
+def _check_ladder_columns(ds: h5py.Dataset, row: np.dtype, fault) -> None:
+    n = _width(row["temperature"])
     for column in ("slot", "energy", "move_acceptance"):
-        if _width(ds.dtype[column]) != n:
+        if _width(row[column]) != n:
             raise fault(f"table 'rounds': column '{column}' does not have one value per "
                         f"replica ({n})")
     for column in ("swap_attempted", "swap_accepted", "swap_probability"):
-        if column in ds.dtype.names and _width(ds.dtype[column]) != n - 1:
+        if column in row.names and _width(row[column]) != n - 1:
             raise fault(f"table 'rounds': column '{column}' does not have one value per "
                         f"neighbour pair ({n - 1})")
     value = _attr(ds, "n_replicas")
@@ -378,14 +389,15 @@ def attr_json(obj, name: str, default=None):
 
 
 def scan_table(ds: h5py.Dataset, *, minimize: bool = True) -> dict:
-    """Counts per status and the best ok row (min objective, or max), scanning in slices."""
+    """Counts per status and the best ok row (min objective, or max; a row of the row
+    dtype, vectors joined), scanning the status and objective columns in slices."""
     counts = {name: 0 for name in schema.STATUS_NAMES}
-    best_row, best_val = None, math.inf
+    best_at, best_val = None, math.inf
     sign = 1.0 if minimize else -1.0
     column = "objective" if "objective" in ds.dtype.names else (
         "best_energy" if "best_energy" in ds.dtype.names else None)   # temper rounds
     for a in range(0, ds.shape[0], SCAN_ROWS):
-        rows = ds[a:a + SCAN_ROWS]
+        rows = ds.fields(["status"] + ([column] if column else []))[a:a + SCAN_ROWS]
         for name, code in schema.STATUS_NAMES.items():
             counts[name] += int(np.count_nonzero(rows["status"] == code))
         ok = np.flatnonzero(rows["status"] == schema.OK)
@@ -393,7 +405,8 @@ def scan_table(ds: h5py.Dataset, *, minimize: bool = True) -> dict:
             vals = sign * rows[column][ok]
             i = ok[np.argmin(vals)]
             if sign * rows[column][i] < best_val:
-                best_val, best_row = float(sign * rows[column][i]), rows[i]
+                best_val, best_at = float(sign * rows[column][i]), a + int(i)
+    best_row = None if best_at is None else TableLayout.of(ds).read(ds, best_at, best_at + 1)[0]
     return {"counts": counts, "best_row": best_row}
 
 

@@ -35,7 +35,8 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ResultFileError
-from . import schema
+from . import dtypes, schema
+from .layout import VECTORS_ATTR, TableLayout, slice_rows
 from .reader import open_result
 from .space import LOW_WATER_BYTES, RESERVE_BYTES, SpaceReserve, disk_full, file_system, \
     is_disk_full, reserve_path
@@ -85,12 +86,20 @@ MIN_FREE_BYTES = 1 << 20
 
 @dataclass
 class TableSpec:
-    """A table to allocate: dtype, number of rows, and attributes (JSON-able values)."""
+    """A table to allocate: its row dtype, number of rows, and attributes (JSON-able values).
+
+    Vector fields of the row dtype are stored beside the compound table (store.layout):
+    as one column per label for the fields in `labels`, as a dataset of their own
+    otherwise.  `units`: units of stored columns beyond store.dtypes' (a sweep's
+    parameters), for the table's ``columns`` attribute.
+    """
 
     dtype: np.dtype
     n_rows: int
     attrs: dict[str, Any] = field(default_factory=dict)
     growable: bool = False     # chunked and resizable (serial writer only: resizing is metadata)
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
 
 
 def _attr_value(value: Any) -> Any:
@@ -178,6 +187,7 @@ class ResultStore:
         self.parallel = (h5py_has_mpi() and world.size > 1) if parallel is None else parallel
         self.file: h5py.File | None = None
         self.reserve: SpaceReserve | None = None
+        self._layouts: dict[str, TableLayout] = {}
 
     @property
     def holds_file(self) -> bool:
@@ -243,13 +253,22 @@ class ResultStore:
         for name, spec in tables.items():
             if spec.growable and self.parallel:
                 raise ValueError(f"table {name!r}: growable tables need the serial writer")
-            ds = (f.create_dataset(name, shape=(spec.n_rows,), dtype=spec.dtype, chunks=True,
-                                   maxshape=(None,)) if spec.growable else
-                  f.create_dataset(name, shape=(spec.n_rows,), dtype=spec.dtype))
+            layout = TableLayout.plan(name, spec.dtype, spec.labels)
+            ds = _new_dataset(f, name, (spec.n_rows,), layout.stored_dtype, spec.growable)
+            docs = dtypes.column_docs(name, layout, spec.units)
+            for v in layout.side_datasets:     # a vector beside the table, a row per row
+                side = _new_dataset(f, v.dataset, (spec.n_rows, *v.shape), v.base,
+                                    spec.growable)
+                side.attrs.update({"table": name, "unit": docs[v.field]["unit"],
+                                   "description": docs[v.field]["description"]})
             for k, v in spec.attrs.items():
                 ds.attrs[k] = _attr_value(v)
+            if layout.split:
+                ds.attrs[VECTORS_ATTR] = layout.attr()
+            ds.attrs[dtypes.COLUMNS_ATTR] = dtypes.columns_attr(docs)
+            self._layouts[name] = layout
             # pending rows with their task ids, written in slices to bound memory
-            self._fill_pending(ds, *self._my_rows(spec.n_rows))
+            self._fill_pending(name, *self._my_rows(spec.n_rows))
         for name in groups:
             f.create_group(name)
         for name, value in (arrays or {}).items():   # fixed-shape datasets overwritten in place
@@ -261,9 +280,10 @@ class ResultStore:
         self._open("r+")
         if self.file is None:
             return
+        self._layouts.clear()
         for name in [n for n in self.file if n.endswith(EXTENDING)]:
             table = name[:-len(EXTENDING)]    # an extension killed between its last two steps
-            if table in self.file:
+            if table in self.file:            # (each dataset: copy, delete, rename)
                 del self.file[name]
             else:
                 self.file.move(name, table)
@@ -273,9 +293,11 @@ class ResultStore:
         self.flush()
 
     def close(self, status: str) -> None:
-        """Write the final status and close; then the space reserve goes."""
+        """Trim growable tables to their written rows, write the final status and close;
+        then the space reserve goes."""
         if self.file is None:
             return
+        self._trim_growable()
         self.set_attrs("/", {schema.ATTR_STATUS: status})
         self._write(self.file.close)
         self.file = None
@@ -283,41 +305,75 @@ class ResultStore:
             self.reserve.release()
 
     # -- rows -----------------------------------------------------------------------
+    def layout(self, table: str) -> TableLayout:
+        """How `table`'s rows are stored (store.layout); its row dtype is what
+        :meth:`read_rows` returns and :meth:`write_rows` takes."""
+        layout = self._layouts.get(table)
+        if layout is None:
+            layout = self._layouts[table] = TableLayout.of(self.file[table])
+        return layout
+
     def read_column(self, table: str, column: str) -> np.ndarray | None:
         if self.file is None:
             return None
-        return self.file[table].fields(column)[:]
+        return self.layout(table).read_column(self.file[table], column)
 
     def read_rows(self, table: str, start: int = 0, stop: int | None = None) -> np.ndarray | None:
+        """Rows of the row dtype (vectors joined back, see store.layout)."""
         if self.file is None:
             return None
-        return self.file[table][start:stop]
+        ds = self.file[table]
+        return self.layout(table).read(ds, start, ds.shape[0] if stop is None else stop)
 
     def write_rows(self, table: str, rows: np.ndarray, positions: np.ndarray | None = None) -> None:
-        """Write rows in place: at their task ids, or at `positions` (independent I/O)."""
+        """Write rows in place: at their task ids, or at `positions` (independent I/O).
+
+        `rows` of the table's row dtype, or of another layout of it (a format-1 file
+        resumed): they are copied into the file's own by column name.  A rank writes its
+        rows' vectors (side datasets) too.
+        """
         if len(rows) == 0:
             return
         if self.file is None:
             raise RuntimeError(f"rank {self.world.rank} holds no file handle to write rows")
+        layout = self.layout(table)
+        rows = layout.conform(rows)
         ds = self.file[table]
         ids = rows["task_id"] if positions is None else np.asarray(positions, dtype=np.int64)
         order = np.argsort(ids, kind="stable")
         rows, ids = rows[order], ids[order]
         if ids[-1] >= ds.shape[0]:       # a growable table: double it (rare, serial only)
-            self._write(lambda: self._grow(ds, int(ids[-1]) + 1))
+            self._write(lambda: self._grow(table, int(ids[-1]) + 1))
+        comp, sides = layout.to_stored(rows)
         if ids[-1] - ids[0] + 1 == len(ids):  # one contiguous block: a single slice write
-            self._write(lambda: ds.__setitem__(slice(int(ids[0]), int(ids[-1]) + 1), rows))
+            self._write_block(ds, comp, sides, int(ids[0]), 0, len(ids))
         else:
             for lo, hi in _runs(ids):
-                block = slice(int(ids[lo]), int(ids[lo]) + (hi - lo))
-                self._write(lambda: ds.__setitem__(block, rows[lo:hi]))
+                self._write_block(ds, comp, sides, int(ids[lo]), lo, hi)
 
-    def _grow(self, ds: h5py.Dataset, n_rows: int) -> None:
-        old = ds.shape[0]
+    def _write_block(self, ds: h5py.Dataset, comp: np.ndarray, sides: dict[str, np.ndarray],
+                     at: int, lo: int, hi: int, guard: bool = True) -> None:
+        """Rows lo..hi of the split rows at table rows at..at + (hi - lo) (`guard`: through
+        the full-disk guard; not while the layout is being made)."""
+        write = self._write if guard else (lambda op: op())
+        block = slice(at, at + (hi - lo))
+        write(lambda: ds.__setitem__(block, comp[lo:hi]))
+        for name, values in sides.items():
+            side = self.file[name]
+            write(lambda: side.__setitem__(block, values[lo:hi]))
+
+    def _datasets(self, table: str) -> list[str]:
+        """The table and its side datasets."""
+        return [table] + [v.dataset for v in self.layout(table).side_datasets]
+
+    def _grow(self, table: str, n_rows: int) -> None:
+        old = self.file[table].shape[0]
         if old >= n_rows:                # grown already (a retried write)
             return
-        ds.resize((max(n_rows, 2 * old),))
-        self._fill_pending(ds, old, ds.shape[0])
+        for name in self._datasets(table):
+            d = self.file[name]
+            d.resize((max(n_rows, 2 * old),) + d.shape[1:])
+        self._fill_pending(table, old, self.file[table].shape[0])
 
     def flush(self) -> None:
         """Make written rows durable for readers (serial path; mpio writes go straight out)."""
@@ -325,37 +381,70 @@ class ResultStore:
             self._write(self.file.flush)
 
     def trim(self, table: str, n_rows: int) -> None:
-        """Cut a growable table to its first `n_rows` rows (serial writer, at the end)."""
-        if self.file is not None and self.file[table].shape[0] > n_rows:
-            self._write(lambda: self.file[table].resize((n_rows,)))
+        """Cut a growable table (and its side datasets) to its first `n_rows` rows (serial
+        writer, at the end)."""
+        if self.file is None or self.file[table].shape[0] <= n_rows:
+            return
+        for name in self._datasets(table):
+            d = self.file[name]
+            self._write(lambda: d.resize((n_rows,) + d.shape[1:]))
+
+    def _trim_growable(self) -> None:
+        """Growable tables (rows not known ahead, e.g. HPO trials) lose their pending tail:
+        a finished file holds no placeholder rows after its last written row."""
+        for name, obj in list(self.file.items()):
+            if not (isinstance(obj, h5py.Dataset) and obj.dtype.names and obj.maxshape[0] is None
+                    and "status" in obj.dtype.names and obj.shape[0]):
+                continue
+            status = obj.fields("status")[:]
+            written = np.flatnonzero(status != schema.PENDING)
+            self.trim(name, int(written[-1]) + 1 if len(written) else 0)
 
     def extend_table(self, table: str, n_rows: int) -> None:
         """Grow a table to `n_rows` pending rows at start-up (a campaign extended on
         --resume; collective in parallel mode). Rows already there stay as they are.
 
         A growable table is resized; a fixed one is copied into a new dataset that then
-        takes its name. Only metadata changes, before any row of this run is written.
+        takes its name, its side datasets first (a reader tolerates side datasets longer
+        than their table), each dataset on its own, so that an extension killed half-way
+        is completed by the next one. Only metadata changes, before any row of this run
+        is written.
         """
-        if self.file is None or self.file[table].shape[0] >= n_rows:
+        if self.file is None:
             return
         f, ds = self.file, self.file[table]
+        names = self._datasets(table)
         old = ds.shape[0]
+        if all(f[n].shape[0] >= n_rows for n in names):
+            return
         if ds.maxshape[0] is None:
-            ds.resize((n_rows,))
-            self._fill_pending(ds, old, n_rows)
-        else:
-            tmp = f"{table}{EXTENDING}"
-            new = f.create_dataset(tmp, shape=(n_rows,), dtype=ds.dtype)
-            for k, v in ds.attrs.items():
-                new.attrs[k] = v
-            lo, hi = self._my_rows(n_rows)
-            for a in range(lo, min(hi, old), SLICE_ROWS):
-                b = min(a + SLICE_ROWS, hi, old)
-                new[a:b] = ds[a:b]
-            self._fill_pending(new, max(lo, old), hi)
+            for name in names:
+                f[name].resize((n_rows,) + f[name].shape[1:])
+            self._fill_pending(table, old, n_rows)
             f.flush()
-            del f[table]
-            f.move(tmp, table)
+            return
+        lo, hi = self._my_rows(n_rows)
+        for name in names[1:] + names[:1]:
+            src = f[name]
+            if src.shape[0] >= n_rows:
+                continue
+            have = src.shape[0]
+            tmp = f"{name}{EXTENDING}"
+            if tmp in f:                     # left by an extension killed before
+                del f[tmp]
+            new = f.create_dataset(tmp, shape=(n_rows,) + src.shape[1:], dtype=src.dtype)
+            for k, v in src.attrs.items():
+                new.attrs[k] = v
+            step = slice_rows(src.dtype) if src.ndim == 1 else max(
+                1, slice_rows(np.dtype((src.dtype, src.shape[1:]))))
+            for a in range(lo, min(hi, have), step):
+                b = min(a + step, hi, have)
+                new[a:b] = src[a:b]
+            f.flush()
+            del f[name]
+            f.move(tmp, name)
+        self._layouts.pop(table, None)
+        self._fill_pending(table, max(lo, old), hi)
         f.flush()
 
     def _my_rows(self, n_rows: int) -> tuple[int, int]:
@@ -364,10 +453,16 @@ class ResultStore:
         from ..partition import rank_range
         return rank_range(n_rows, self.world.size, self.world.rank)
 
-    def _fill_pending(self, ds, lo: int, hi: int) -> None:
-        for a in range(lo, hi, SLICE_ROWS):
-            b = min(a + SLICE_ROWS, hi)
-            ds[a:b] = schema.empty_rows(ds.dtype, np.arange(a, b))
+    def _fill_pending(self, table: str, lo: int, hi: int) -> None:
+        """Pending rows (task ids filled in) at rows lo..hi of `table` and its side datasets,
+        in slices of bounded size."""
+        layout = self.layout(table)
+        ds = self.file[table]
+        step = slice_rows(layout.row_dtype)
+        for a in range(lo, hi, step):
+            b = min(a + step, hi)
+            comp, sides = layout.to_stored(schema.empty_rows(layout.row_dtype, np.arange(a, b)))
+            self._write_block(ds, comp, sides, a, 0, b - a, guard=False)
 
     def write_array(self, name: str, value: np.ndarray) -> None:
         """Overwrite a dataset made by create(arrays=...) (same shape: no metadata change)."""
@@ -393,6 +488,14 @@ class ResultStore:
         for k, v in attrs.items():
             self._write(lambda: target.attrs.__setitem__(k, _attr_value(v)))
 
+
+
+def _new_dataset(f: h5py.File, name: str, shape: tuple, dtype, growable: bool) -> h5py.Dataset:
+    """A preallocated dataset; growable: chunked and resizable along its rows."""
+    if growable:
+        return f.create_dataset(name, shape=shape, dtype=dtype, chunks=True,
+                                maxshape=(None,) + tuple(shape[1:]))
+    return f.create_dataset(name, shape=shape, dtype=dtype)
 
 
 def _runs(ids: np.ndarray):

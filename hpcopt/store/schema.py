@@ -15,8 +15,11 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-#: bumped when the layout changes incompatibly; newer files are refused
-FORMAT_VERSION = 1
+#: bumped when the layout changes incompatibly; newer files are refused, older ones read.
+#: 2: compound tables hold scalar columns only (a sweep's points as x0_<name>, x_<name>;
+#: tempering's per-replica vectors in datasets of their own, see .layout); typed HPO
+#: parameter columns; a `columns` attribute (unit, description) on every table
+FORMAT_VERSION = 2
 
 KINDS = ("sweep", "temper", "hpo")
 #: the families by name (the result file's `kind`; the campaign kinds are campaign.registry's)
@@ -30,7 +33,7 @@ STATUS_NAMES = {"pending": PENDING, "ok": OK, "failed": FAILED, "timeout": TIMEO
 STATUS_BY_CODE = {v: k for k, v in STATUS_NAMES.items()}
 status_dtype = h5py.enum_dtype(STATUS_NAMES, basetype="i1")
 
-MESSAGE_LEN = 200  # bytes kept of an error message (utf-8, truncated)
+MESSAGE_LEN = 200  # bytes kept of an error message (utf-8, cut between characters)
 
 #: columns that legitimately differ between runs of the same campaign
 PROVENANCE_COLUMNS = ("rank", "t_start", "wall")
@@ -73,7 +76,12 @@ def as_rows(records: np.ndarray, dtype: np.dtype, status: int = OK) -> np.ndarra
 
 
 def encode_message(text: str) -> bytes:
-    return text.encode("utf-8", "replace")[:MESSAGE_LEN]
+    """`text` as at most MESSAGE_LEN bytes of UTF-8, cut between characters (so that
+    ``decode()`` works; characters Python cannot encode become '?')."""
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= MESSAGE_LEN:
+        return raw
+    return raw[:MESSAGE_LEN].decode("utf-8", "ignore").encode("utf-8")
 
 
 def decode_message(raw: bytes) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import bundled
 from ..config import ConfigFile, RunConfig
 from ..resources import Resources, parse_resources
+from ..store.dtypes import sweep_name_problem
 from ..tomlread import Table
 from . import methods
 from .starts import ParamSpec, param_spec_from_table, parse_parameter_ranges
@@ -166,6 +167,9 @@ def parse_sweep_tables(root: Table, cf: ConfigFile, run: RunConfig, *,
                       warmstart, model_options, local_options)
     if not cfg.free:
         raise root.error("every parameter is fixed: nothing to sweep", "parameters")
+    clash = sweep_name_problem(cfg.param_names)    # columns of the table and Result.frame()
+    if clash:
+        raise root.error(clash, "parameters")
     if cfg.n_tasks > MAX_TASKS:
         raise root.error(f"the grid has {cfg.n_tasks:,} points (> {MAX_TASKS:,}); use fewer points "
                          "or method = \"sobol\" with samples = N", "parameters")

@@ -23,7 +23,8 @@ from ..imports import load_callable
 from ..progress import Progress
 from ..report.text import outcome_counts, param_lines
 from ..store import schema
-from ..store.dtypes import sweep_dtype
+from ..store.dtypes import SWEEP_POINTS, sweep_dtype, sweep_labels
+from ..store.layout import labeled_column
 from ..store.resultfile import FlushClock, ResultStore, TableSpec
 from .config import SweepConfig
 from .problem import ObjectiveProblem
@@ -302,12 +303,14 @@ def run_sweep(session: Session) -> RunOutcome:
     design = with_warm_starts(cfg, design, warm)
     n_tasks = design.n_tasks
     if not plan.resume:
+        names = list(design.param_names)
         session.create(
             tables={TABLE: TableSpec(dtype, n_tasks, {
-                "param_names": list(design.param_names),
+                "param_names": names,
                 "lower": design.lower.tolist(), "upper": design.upper.tolist(),
                 "model": cfg.model or "", "objective_function": cfg.objective or "",
-                "search": cfg.search_method, "local": cfg.local_method})},
+                "search": cfg.search_method, "local": cfg.local_method},
+                labels=sweep_labels(names), units=_point_units(problem, names))},
             attrs={**attrs, **getattr(problem, "result_attrs", {})},   # e.g. the XPCS convention
             arrays={} if warm is None else {"warm_starts": warm})
     else:
@@ -346,6 +349,13 @@ def run_sweep(session: Session) -> RunOutcome:
     return RunOutcome(status, summary, best=summary["best_attrs"] or None,
                       n_ok=summary["n_ok"], n_failed=summary["n_failed"],
                       first_error=summary["first_error"])
+
+
+def _point_units(problem, names: list[str]) -> dict[str, str]:
+    """Units of the x0_<name>, x_<name> columns, where the model knows them (XPCS)."""
+    units = getattr(problem, "param_units", None) or {}
+    return {labeled_column(field, n): units[n] for field in SWEEP_POINTS for n in names
+            if units.get(n)}
 
 
 def _evaluator(plan, problem, design: StartDesign, warm):

@@ -27,11 +27,11 @@ _NAMES = {
     "ContinuousProblem": ".problems",
     "IsingProblem": ".problems",
     "make_problem": ".problems",
-    "PAIR_DTYPE": ".stats",
-    "REPLICA_DTYPE": ".stats",
-    "SLOT_DTYPE": ".stats",
-    "round_dtype": ".stats",
-    "sample_dtype": ".stats",
+    "PAIR_DTYPE": "..store.dtypes",
+    "REPLICA_DTYPE": "..store.dtypes",
+    "SLOT_DTYPE": "..store.dtypes",
+    "round_dtype": "..store.dtypes",
+    "sample_dtype": "..store.dtypes",
     "thermodynamic_integration": ".stats",
 }
 __all__ = list(_NAMES)

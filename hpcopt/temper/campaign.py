@@ -30,7 +30,8 @@ from .exchange import exchange_rng, exchange_round
 from .ladder import Ladder
 from .problems import Problem
 from .replica import Replica
-from .stats import REPLICA_DTYPE, TemperStats, round_dtype, sample_dtype
+from ..store.dtypes import REPLICA_DTYPE, round_dtype, sample_dtype
+from .stats import TemperStats
 
 CHECKPOINT_FORMAT = 2      # 2: with the log Z accumulators (stats_logz_*)
 _REPLICA_KEYS = ("state", "energy", "best_state", "best_energy", "best_round", "moves", "rng")
@@ -60,9 +61,9 @@ class TemperSummary:
     best_replica: int
     best_round: int                 # -1: the start state
     temperatures: np.ndarray        # the ladder at the end
-    pairs: np.ndarray               # stats.PAIR_DTYPE rows
-    replicas: np.ndarray            # stats.REPLICA_DTYPE rows
-    slots: np.ndarray               # stats.SLOT_DTYPE rows
+    pairs: np.ndarray               # store.dtypes.PAIR_DTYPE rows
+    replicas: np.ndarray            # store.dtypes.REPLICA_DTYPE rows
+    slots: np.ndarray               # store.dtypes.SLOT_DTYPE rows
     log_z_ratio: float              # TI: log Z(T_min) - log Z(T_max) (nan with one replica)
     rounds_done: int
     log_z: dict[str, tuple[float, float]]   # {method: (estimate, standard error)}, see stats

@@ -29,7 +29,8 @@ from .collective import replicas_of_rank
 from .config import TemperConfig
 from .extend import FINAL_ATTR, ROUNDS, SAMPLES, extend_file, n_samples
 from .problems import IsingProblem, make_problem
-from .stats import LOG_Z_ATTRS, PAIR_DTYPE, REPLICA_DTYPE, SLOT_DTYPE, log_z_lines
+from ..store.dtypes import PAIR_DTYPE, REPLICA_DTYPE, SLOT_DTYPE
+from .stats import LOG_Z_ATTRS, log_z_lines
 
 CHECKPOINT_SLOTS = ("a", "b")
 

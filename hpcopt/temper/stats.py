@@ -1,4 +1,5 @@
-"""Tempering statistics: record dtypes, running accumulators, post-hoc estimators.
+"""Tempering statistics: running accumulators, post-hoc estimators (the record dtypes are
+store.dtypes').
 
 Every accumulator is updated from data every rank holds after the round's
 allgather, so all ranks carry identical statistics and any rank can write them.
@@ -11,44 +12,7 @@ import math
 
 import numpy as np
 
-# -- record layouts (HDF5 compound rows; first column task_id) ---------------------------------
-
-def round_dtype(n_replicas: int, observable_names=()) -> np.dtype:
-    """One row per exchange round; task_id = round number; arrays indexed by replica id.
-
-    Pair columns (index k = slots k, k+1) exist only with 2 or more replicas.
-    """
-    r = (n_replicas,)
-    fields = [("task_id", "<i8"),
-              ("slot", "<i4", r),               # temperature index of each replica this round
-              ("temperature", "<f8", r),        # its temperature this round
-              ("energy", "<f8", r),             # its energy after the round's Metropolis steps
-              ("move_acceptance", "<f8", r)]    # fraction of its moves accepted this round
-    fields += [(name, "<f8", r) for name in observable_names]
-    if n_replicas > 1:
-        p = (n_replicas - 1,)
-        fields += [("swap_attempted", "?", p), ("swap_accepted", "?", p),
-                   ("swap_probability", "<f8", p)]   # min(1, exp(dbeta dE)) before the swap
-    fields += [("best_energy", "<f8")]              # lowest energy seen so far, all replicas
-    return np.dtype(fields)
-
-
-def sample_dtype(state_shape, state_dtype, observable_names=()) -> np.dtype:
-    """One row per stored T_min sample; task_id = round number."""
-    return np.dtype([("task_id", "<i8"), ("replica", "<i4"), ("temperature", "<f8"),
-                     ("energy", "<f8"), ("state", np.dtype(state_dtype).str, tuple(state_shape))]
-                    + [(name, "<f8") for name in observable_names])
-
-
-PAIR_DTYPE = np.dtype([("task_id", "<i8"), ("t_low", "<f8"), ("t_high", "<f8"),
-                       ("attempted", "<i8"), ("accepted", "<i8"), ("acceptance", "<f8"),
-                       ("mean_probability", "<f8")])
-REPLICA_DTYPE = np.dtype([("task_id", "<i8"), ("round_trips", "<i8"), ("mean_round_trip", "<f8"),
-                          ("best_energy", "<f8"), ("best_round", "<i8"), ("final_slot", "<i4"),
-                          ("move_acceptance", "<f8")])
-SLOT_DTYPE = np.dtype([("task_id", "<i8"), ("temperature", "<f8"), ("n", "<i8"),
-                       ("mean_energy", "<f8"), ("var_energy", "<f8")])
-
+from ..store.dtypes import PAIR_DTYPE, SLOT_DTYPE
 
 # -- round trips -------------------------------------------------------------------------------
 

@@ -112,13 +112,13 @@ def replace_table(name, make):
 
 
 def without_status(f, rows, _):
-    return f.create_dataset("tasks" if "x0" in rows.dtype.names else
+    return f.create_dataset("tasks" if "n_eval" in rows.dtype.names else
                             "trials" if "params_json" in rows.dtype.names else "rounds",
                             data=rows[[n for n in rows.dtype.names if n != "status"]])
 
 
 def huge(f, rows, _):
-    name = "tasks" if "x0" in rows.dtype.names else "trials"
+    name = "tasks" if "n_eval" in rows.dtype.names else "trials"
     return f.create_dataset(name, shape=(2**40,), dtype=rows.dtype, chunks=(1024,),
                             maxshape=(None,))
 

@@ -50,7 +50,7 @@ def lineage_figure(rows: np.ndarray, *, params: Sequence[str] | None = None,
     ok = rows[rows["status"] == schema.OK]
     ok = ok[np.argsort(ok["task_id"], kind="stable")]
     names = [n[len(PARAM_COLUMN_PREFIX):] for n in rows.dtype.names
-             if n.startswith(PARAM_COLUMN_PREFIX)]
+             if n.startswith(PARAM_COLUMN_PREFIX) and rows.dtype[n].kind in "iuf"]
     params = names[:MAX_PARAM_PANELS] if params is None else list(params)
     for p in params:
         if p not in names:
