@@ -245,3 +245,22 @@ def test_resume_refuses_a_missing_or_foreign_study(tmp_path):
     assert proc.returncode == 2 and "does not hold trials [2, 3]" in proc.stderr
     journal.write_bytes(kept)
     assert run(["hpo", cfg, "--resume"]).returncode == 0
+
+
+def test_parameters_that_do_not_match_the_model_are_refused_before_any_work(tmp_path):
+    from hpctest import NIST
+    cfg = write_config(tmp_path / "c.toml", f"""
+[model]
+name = "nist:Misra1a"
+[data]
+path = "{NIST / 'Misra1a.dat'}"
+[parameters]
+b1 = {{ min = 100.0, max = 1000.0, points = 2 }}
+c2 = {{ min = 1e-5, max = 1e-2, points = 2 }}
+[output]
+path = "m.h5"
+""")
+    proc = run(["sweep", cfg], n=2)
+    assert proc.returncode == 2 and proc.stderr.count("hpcopt: error") == 1
+    assert "missing b2" in proc.stderr and "not parameters of the model: c2" in proc.stderr
+    assert not (tmp_path / "m.h5").exists()
