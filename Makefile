@@ -54,9 +54,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -ra -m "not mpio"
 
-# the write paths and MPI tests again, with h5py on parallel HDF5 (compared to the serial venv)
+# the write paths and MPI tests again, with h5py on parallel HDF5 (compared to the serial venv);
+# at 3 ranks (make test runs them at 1, 2 and 3 with the serial h5py)
 test-mpio: $(STAMP) $(MPIO_STAMP)
-	HPCOPT_SERIAL_PYTHON=$(abspath $(VENV))/bin/python \
+	HPCOPT_SERIAL_PYTHON=$(abspath $(VENV))/bin/python HPCOPT_TEST_RANKS=3 \
 	    $(MPIO_VENV)/bin/python -m pytest -ra -m "mpio or mpi" tests/store tests/mpi
 
 # the compiled kernels' Python source runs too (coverage of what numba compiles)

@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="summary, best result, plots, CSV/JSON export of a "
                                       "result file")
-    p.add_argument("file", type=Path, help="an hpcopt result file (.h5)")
+    p.add_argument("files", type=Path, nargs="+", metavar="FILE",
+                   help="hpcopt result files (.h5); HPO files of one study (array tasks) "
+                        "are also counted together, each trial once")
     p.add_argument("--json", action="store_true", help="one JSON object (see docs/report.md)")
     p.add_argument("--plots", metavar="DIR", type=Path, help="write PNG figures to DIR")
     p.add_argument("--export", metavar="DIR", type=Path,
@@ -134,7 +136,7 @@ def dispatch(args) -> int:
         return run_info(args.json)
     if cmd == "report":
         from .report.command import run_report
-        return run_report(args.file, as_json=args.json, plots=args.plots, export=args.export,
+        return run_report(args.files, as_json=args.json, plots=args.plots, export=args.export,
                           top=args.top)
     if cmd == "submit":
         from .slurm import submit

@@ -245,3 +245,46 @@ def test_resume_refuses_a_missing_or_foreign_study(tmp_path):
     assert proc.returncode == 2 and "does not hold trials [2, 3]" in proc.stderr
     journal.write_bytes(kept)
     assert run(["hpo", cfg, "--resume"]).returncode == 0
+
+
+def test_parameters_that_do_not_match_the_model_are_refused_before_any_work(tmp_path):
+    from hpctest import NIST
+    cfg = write_config(tmp_path / "c.toml", f"""
+[model]
+name = "nist:Misra1a"
+[data]
+path = "{NIST / 'Misra1a.dat'}"
+[parameters]
+b1 = {{ min = 100.0, max = 1000.0, points = 2 }}
+c2 = {{ min = 1e-5, max = 1e-2, points = 2 }}
+[output]
+path = "m.h5"
+""")
+    proc = run(["sweep", cfg], n=2)
+    assert proc.returncode == 2 and proc.stderr.count("hpcopt: error") == 1
+    assert "missing b2" in proc.stderr and "not parameters of the model: c2" in proc.stderr
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_a_report_over_the_files_of_one_study_counts_each_trial_once(tmp_path):
+    """Issue 13.5: array tasks write one file each and share a study."""
+    import shutil
+    cfg = write_config(tmp_path / "c.toml", HPO.format(sampler="random", n=8, extra=""))
+    study = ["--storage", str(tmp_path / "s.journal"), "--study-name", "s"]
+    run(["hpo", cfg, "-o", "task0.h5", *study], check=True, cwd=tmp_path,
+        SLURM_ARRAY_TASK_ID="0")
+    write_config(cfg, HPO.format(sampler="random", n=12, extra=""))   # 4 more for task 1
+    run(["hpo", cfg, "-o", "task1.h5", *study], check=True, cwd=tmp_path,
+        SLURM_ARRAY_TASK_ID="1")
+    files = [tmp_path / "task0.h5", tmp_path / "task1.h5"]
+    out = json.loads(run(["report", *files, "--json"], check=True).stdout)
+    assert [f["n_tasks"] for f in out["files"]] == [8, 4]
+    (s,) = out["studies"]
+    assert s["study_name"] == "s" and s["n_trials"] == 12 and s["in_several_files"] == []
+    text = run(["report", *files], check=True).stdout
+    assert "study 's' in" in text and "12 trials over 2 file(s), each counted once" in text
+    shutil.copy(files[0], tmp_path / "copy.h5")          # the same trials in two files
+    out = json.loads(run(["report", files[0], tmp_path / "copy.h5", "--json"],
+                         check=True).stdout)
+    assert out["studies"][0]["n_trials"] == 8
+    assert out["studies"][0]["in_several_files"] == list(range(8))

@@ -134,15 +134,9 @@ def run_hpo(session: Session) -> RunOutcome:
             # only this file's own: a sibling array task's trials are in its own file
             source.add([r for r in policy.finished_records(str(plan.paths.output))
                         if r.number not in known])
-    apply_on_workers(world, cfg.resources)
-    evaluator = make_evaluator(plan, world, lambda w: HpoEvaluator(cfg.hpo, w))
-    options = FarmOptions(chunk_size=1, max_retries=0, task_timeout=None, prefetch=False)
-    stats = run_dynamic(world, source=source, evaluator=evaluator, dtype=OUTCOME_DTYPE,
-                        options=options)
+    stats = run_trials(session, source, lambda w: HpoEvaluator(cfg.hpo, w))
     if not world.is_root:
         return RunOutcome("interrupted" if stats.interrupted else "complete", {})
-    source.add(source.policy.close("stopped by a signal" if stats.interrupted else "done"))
-    source.write()
     best = source.policy.best()
     failed = source.policy.storage_error
     summary = {"best": best, "n_rows": source.next_row, "study": settings.study_name,
@@ -153,6 +147,23 @@ def run_hpo(session: Session) -> RunOutcome:
                       best=None if best is None else {"params": best[0], "objective": best[1]},
                       n_ok=c["complete"] + c["pruned"], n_failed=c["failed"],
                       first_error=source.first_error)
+
+
+def run_trials(session: Session, source, build):
+    """Trials (or PBT segments) on the task farm, one per message and none queued ahead
+    (a trial sent is a trial started: the policy decides as late as it can); rank 0 then
+    closes the policy (running trials re-queued) and writes the last rows. `build(worker)`
+    makes a rank's evaluator."""
+    world, plan = session.world, session.plan
+    apply_on_workers(world, plan.config.resources)
+    evaluator = make_evaluator(plan, world, build)
+    options = FarmOptions(chunk_size=1, max_retries=0, task_timeout=None, prefetch=False)
+    stats = run_dynamic(world, source=source, evaluator=evaluator, dtype=OUTCOME_DTYPE,
+                        options=options)
+    if world.is_root:
+        source.add(source.policy.close("stopped by a signal" if stats.interrupted else "done"))
+        source.write()
+    return stats
 
 
 def make_evaluator(plan: CampaignPlan, world, build):

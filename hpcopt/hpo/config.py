@@ -153,7 +153,10 @@ def parse_hpo_config(root: Table, source: str, base_dir: str | Path,
 def _parse_hpo(t: Table, base_dir: Path, out: Path | None) -> HpoSettings:
     sampler = t.str("sampler", "tpe", choices=SAMPLERS)
     pruner = t.str("pruner", "none", choices=PRUNERS)
-    time_budget = t.float("time_budget", None, positive=True)
+    if "timeout" in t and "time_budget" in t:
+        raise t.error("give time_budget or its Optuna name timeout, not both", "timeout")
+    # Optuna's study.optimize(timeout=...) is the same budget: its name is accepted too
+    time_budget = t.float("timeout" if "timeout" in t else "time_budget", None, positive=True)
     trial_timeout = t.float("trial_timeout", None, positive=True)
     settings = dict(
         sampler=sampler, pruner=pruner,

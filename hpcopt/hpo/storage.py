@@ -36,6 +36,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._storage import JournalOperation, JournalStorageReplayResult
 from optuna.trial import FrozenTrial, TrialState
 
+from ..store.companion import companion_fd
 from .config import StorageSpec
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,14 @@ class LinkLock:
     def acquire(self) -> bool:
         token = uuid.uuid4().hex
         mine = f"{self.lock_path}.{HOST}.{os.getpid()}.{token}"
-        with open(mine, "w") as f:
-            json.dump({"host": HOST, "pid": os.getpid(), "token": token}, f)
+        try:
+            # a new file of our own: never through a link planted under that name
+            fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with open(fd, "w") as f:
+                json.dump({"host": HOST, "pid": os.getpid(), "token": token}, f)
+        except OSError:
+            _unlink_quietly(mine)          # a full disk must not leave it behind
+            raise
         try:
             self._wait_and_link(mine)
         finally:
@@ -157,7 +164,7 @@ class SafeJournalFileBackend(JournalFileBackend):
         text = "\n".join(json.dumps(entry, separators=(",", ":")) for entry in logs) + "\n"
         self._lock.acquire()
         try:
-            with open(self._file_path, "r+b") as f:
+            with open(companion_fd(self._file_path, "r+"), "r+b") as f:
                 _drop_partial_tail(f)
                 f.seek(0, os.SEEK_END)
                 f.write(text.encode("utf-8"))
@@ -377,7 +384,8 @@ class GroupCommitJournalStorage(JournalStorage):
                                     f"{exc.strerror or exc}") from exc
         try:
             # unbuffered: a failed write must not come back from close() as a second error
-            with open(backend._file_path, "r+b", buffering=0) as f:   # noqa: SLF001
+            with open(companion_fd(backend._file_path, "r+"), "r+b",   # noqa: SLF001
+                      buffering=0) as f:
                 _drop_partial_tail(f)
                 self._must_sync = True
                 self._sync_with_backend()     # others' logs up to the end (we hold the lock)

@@ -8,14 +8,10 @@ Importing this package imports neither MPI nor matplotlib nor Optuna, and nothin
 modules until a name below is used (so campaign code can import report helpers freely).
 """
 
-from importlib import import_module
+from ..lazy import lazy_names
 
 _NAMES = {"load": ".api", "Result": ".api", "export_all": ".export", "plot_all": ".plots",
           "summarize_file": ".summary"}
 __all__ = list(_NAMES)
 
-
-def __getattr__(name: str):
-    if name in _NAMES:
-        return getattr(import_module(_NAMES[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _NAMES)

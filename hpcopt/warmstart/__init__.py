@@ -7,7 +7,7 @@ conditions (conditions of a fit; result files into the history), predictor, star
 (sampling and WarmStartDesign), campaign (what the sweep engine calls).
 """
 
-from importlib import import_module
+from ..lazy import lazy_names
 
 # the names of the package, imported from their modules on first use (PEP 562): importing
 # the package alone loads none of its modules
@@ -36,8 +36,4 @@ _NAMES = {
 }
 __all__ = list(_NAMES)
 
-
-def __getattr__(name: str):
-    if name in _NAMES:
-        return getattr(import_module(_NAMES[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _NAMES)

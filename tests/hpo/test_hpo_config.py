@@ -118,3 +118,13 @@ def test_hpo_errors_name_key_and_file(tmp_path, hpo, key, words):
 def test_objective_errors(tmp_path, objective, key, words):
     message = error(f"[objective]\n{objective}\n" + SPACE, tmp_path)
     assert message.startswith(f"study.toml: {key}") and words in message, message
+
+
+def test_optunas_timeout_is_the_time_budget(tmp_path):
+    rest = '[objective]\nfunction = "mymod:g"\n' + SPACE
+    as_optuna = parse('[hpo]\ntimeout = 90\n' + rest, tmp_path)
+    assert as_optuna.hpo.time_budget == 90.0
+    assert parse('[hpo]\ntime_budget = 90\n' + rest, tmp_path).hpo == as_optuna.hpo
+    with pytest.raises(ConfigError, match="not both") as err:
+        parse('[hpo]\ntimeout = 90\ntime_budget = 60\n' + rest, tmp_path)
+    assert err.value.key == "hpo.timeout"

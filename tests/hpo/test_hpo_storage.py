@@ -284,3 +284,19 @@ def test_a_full_disk_stops_the_policy_and_resume_tells_nothing_twice(tmp_path):
     complete = [t for t in resumed.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 30 and set(kept) <= {t.number for t in complete}
     assert len({tuple(sorted(t.params.items())) for t in complete}) == 30
+
+
+def test_a_journal_replaced_by_a_link_is_never_written_through(tmp_path):
+    """A symbolic link planted where the journal is, after the campaign started: the next
+    append refuses it (exit 2 error) and the link's target stays untouched."""
+    from hpcopt.errors import ResultFileError
+    journal = tmp_path / "study.h5.journal"
+    storage = open_storage(StorageSpec("journal", str(journal)))
+    optuna.create_study(study_name="s", storage=storage)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    journal.unlink()
+    journal.symlink_to(victim)
+    with pytest.raises(ResultFileError, match="symbolic link"):
+        optuna.create_study(study_name="t", storage=storage)
+    assert victim.read_text() == "precious\n"

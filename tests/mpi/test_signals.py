@@ -12,7 +12,7 @@ import numpy as np
 import psutil
 import pytest
 
-from hpctest import RANKS, kill_group, read_table, run, start, wait_for_rows, write_config
+from hpctest import RANKS, job_exit, kill_group, read_table, run, start, wait_for_rows, write_config
 
 pytestmark = pytest.mark.mpi
 
@@ -56,7 +56,7 @@ def test_ctrl_c_checkpoints_and_says_how_to_resume(tmp_path, n):
     wait_for_rows(tmp_path / "out.h5", "tasks", 3, timeout=120)
     kill_group(proc, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, (out, err)
+    assert job_exit(proc, err) == 130, (out, err)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err and "assert" not in err
     assert "Abort" not in err and "BAD TERMINATION" not in out + err
     hint = [line for line in err.splitlines() if "Continue with:" in line]
@@ -80,7 +80,7 @@ def test_ctrl_c_with_isolated_tasks_records_no_failure(tmp_path):
     wait_for_rows(tmp_path / "out.h5", "tasks", 2, timeout=120)
     kill_group(proc, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert job_exit(proc, err) == 130 and "Traceback" not in err, err
     rows = read_table(tmp_path / "out.h5", "tasks")
     assert not (rows["status"] == 2).any(), rows["message"][rows["status"] == 2]
 
@@ -93,7 +93,7 @@ def test_second_ctrl_c_stops_at_once_keeping_rows(tmp_path):
     time.sleep(0.3)
     kill_group(proc, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "second Ctrl-C: stopping at once" in err, err
+    assert job_exit(proc, err) == 130 and "second Ctrl-C: stopping at once" in err, err
     assert "Traceback" not in err
     assert run(["sweep", cfg, "--resume"], timeout=180, TESTOBJ_SLEEP="0").returncode == 0
 
@@ -164,7 +164,7 @@ def test_stop_signal_at_any_moment_of_start_up_gives_a_documented_outcome(tmp_pa
             pass
         out, err = proc.communicate(timeout=120)
         status = file_status(tmp_path / "out.h5")
-        code = proc.returncode
+        code = job_exit(proc, err)
         # killed before its handlers existed: no file, or (a rank killed while another had
         # begun) a file left 'running' as after kill -9, which --resume continues
         assert (code, status) in {(stopped, "interrupted"), (0, "complete")} or \

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from hpctest import (RANKS, assert_same_rows, kill_group, read_table, run, start,
+from hpctest import (RANKS, assert_same_rows, job_exit, kill_group, read_table, run, start,
                      wait_for_rows, write_config)
 
 pytestmark = pytest.mark.mpi
@@ -184,7 +184,7 @@ def test_stop_signal_checkpoints_and_exits_cleanly(tmp_path, sig):
     wait_for_rows(tmp_path / "out.h5", "tasks", 10, timeout=120)
     proc.send_signal(sig)           # to mpiexec, which forwards it to every rank
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 3, err
+    assert job_exit(proc, err) == 3, err
     assert "--resume" in err
     rows = read_table(tmp_path / "out.h5", "tasks")
     report = json.loads(run(["report", tmp_path / "out.h5", "--json"], check=True).stdout)

@@ -9,7 +9,7 @@ import h5py
 import psutil
 import pytest
 
-from hpctest import RANKS, kill_group, run, start, wait_for_rows, write_config
+from hpctest import RANKS, job_exit, kill_group, run, start, wait_for_rows, write_config
 
 pytestmark = pytest.mark.mpi
 
@@ -99,7 +99,7 @@ def test_resume_continues_bit_for_bit(tmp_path, how, well_reference):
     if how == "sigterm":
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 3, err
+        assert job_exit(proc, err) == 3, err
         with h5py.File(tmp_path / "pt.h5", "r") as f:
             assert f.attrs["status"] == "interrupted"
     else:
@@ -150,7 +150,7 @@ def test_a_signal_to_one_rank_checkpoints_and_exits_3(tmp_path, n, target, sig, 
         out, err = proc.communicate(timeout=60)
     finally:
         kill_group(proc)
-    assert proc.returncode == 3, err
+    assert job_exit(proc, err) == 3, err
     assert "--resume" in err and sig.name in err
     with h5py.File(tmp_path / "pt.h5", "r") as f:
         assert f.attrs["status"] == "interrupted"
@@ -221,7 +221,7 @@ def test_resume_with_more_rounds_continues_to_the_new_total(tmp_path, stopped, w
         wait_for_rows(tmp_path / "pt.h5", "rounds", 40, timeout=120)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 3, err
+        assert job_exit(proc, err) == 3, err
     else:
         run(["temper", cfg], n=3, check=True, TESTOBJ_SLEEP="0")
     with h5py.File(tmp_path / "pt.h5", "r") as f:

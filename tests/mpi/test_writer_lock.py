@@ -13,7 +13,7 @@ import numpy as np
 import psutil
 import pytest
 
-from hpctest import RANKS, kill_group, read_table, run, start, wait_for_rows, write_config
+from hpctest import RANKS, job_exit, kill_group, read_table, run, start, wait_for_rows, write_config
 
 pytestmark = pytest.mark.mpi
 
@@ -73,7 +73,7 @@ def test_second_run_onto_a_file_being_written_is_refused(tmp_path, n):
         assert first.poll() is None             # the refusals came while it still wrote
         kill_group(first, signal.SIGTERM)
         out, err = first.communicate(timeout=180)
-        assert first.returncode == 3, err       # its own checkpoint, undisturbed
+        assert job_exit(first, err) == 3, err       # its own checkpoint, undisturbed
     finally:
         kill_group(first)
     assert not (tmp_path / "out.h5.lock").exists()
@@ -100,7 +100,7 @@ def test_two_concurrent_resumes_after_kill_9(tmp_path, n):
         assert one.poll() is None
         kill_group(one, signal.SIGTERM)
         out, err = one.communicate(timeout=180)
-        assert one.returncode == 3, err
+        assert job_exit(one, err) == 3, err
     finally:
         kill_group(one)
     run(["sweep", cfg, "--resume"], n=n, check=True, timeout=180, TESTOBJ_SLEEP="0")
@@ -134,7 +134,7 @@ def test_hpo_force_onto_a_running_study_keeps_its_journal(tmp_path):
         assert first.poll() is None
         kill_group(first, signal.SIGTERM)
         out, err = first.communicate(timeout=180)
-        assert first.returncode == 3, err
+        assert job_exit(first, err) == 3, err
     finally:
         kill_group(first)
     run(["hpo", cfg, "--resume"], n=2, check=True, timeout=180, HPOOBJ_SLEEP="0")

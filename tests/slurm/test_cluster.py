@@ -134,8 +134,8 @@ def test_scancel_lets_the_step_checkpoint(slurm_cluster, submitted, records):
 
 def test_slurm_ids_inside_a_job(slurm_cluster):
     """slurm_ids() and in_slurm_allocation() as hpcopt sees them in a job step."""
-    code = ("import json; from hpcopt import slurm; "
-            "print(json.dumps([slurm.in_slurm_allocation(), slurm.slurm_ids()]))")
+    code = ("import json; from hpcopt import slurm; from hpcopt.store.resultfile import "
+            "slurm_ids; print(json.dumps([slurm.in_slurm_allocation(), slurm_ids()]))")
     proc = slurm_cluster.run("srun", "-n", "1", sys.executable, "-c", code, timeout=60)
     inside, ids = json.loads(proc.stdout)
     assert inside is True and ids["slurm_job_id"].isdigit()

@@ -18,14 +18,12 @@ from typing import Callable
 import numpy as np
 
 from ...campaign.contract import RunOutcome, Session
-from ...farm import FarmOptions, Outcome, Task, run_dynamic
+from ...farm import Outcome, Task
 from ...mpi.runtime import stop_requested
 from ...progress import Progress
-from ...resources import apply_on_workers
 from ...store import schema
-from ...store.dtypes import OUTCOME_DTYPE
 from ...store.resultfile import FlushClock, TableSpec
-from ..campaign import HpoCampaign, make_evaluator
+from ..campaign import HpoCampaign, run_trials
 from .lineage import SegmentOutcome, SegmentRecord, lineage_dtype, lineage_rows
 from .policy import PbtPolicy
 from .runner import make_pbt_runner
@@ -171,16 +169,9 @@ def run_pbt(session: Session) -> RunOutcome:
             store.flush()
 
         source = PbtSource(policy, write_rows, progress)
-    apply_on_workers(world, cfg.resources)
-    evaluator = make_evaluator(plan, world,
-                               lambda worker: PbtEvaluator(cfg.hpo, worker))
-    options = FarmOptions(chunk_size=1, max_retries=0, task_timeout=None, prefetch=False)
-    stats = run_dynamic(world, source=source, evaluator=evaluator, dtype=OUTCOME_DTYPE,
-                        options=options)
+    stats = run_trials(session, source, lambda worker: PbtEvaluator(cfg.hpo, worker))
     if not world.is_root:
         return RunOutcome("interrupted" if stats.interrupted else "complete", {})
-    source.add(source.policy.close("stopped by a signal" if stats.interrupted else "done"))
-    source.write()
     best = source.policy.best()
     status = ("interrupted" if stats.interrupted or not _finished(source.policy)
               else "complete")
