@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import json
+
 import h5py
 import numpy as np
 
@@ -113,9 +115,42 @@ def wait_for_rows(path: Path, table: str, n_rows: int, timeout: float = 120) -> 
     raise AssertionError(f"{path}: only {done} rows done after {timeout} s")
 
 
+def joined_rows(f: h5py.File, table: str) -> np.ndarray:
+    """Plain h5py, following docs/result-files.md: a table's rows with its vectors joined
+    back (the `vectors` attribute: named columns or side datasets; none in format 1)."""
+    ds = f[table]
+    stored = ds[()]
+    entries = json.loads(ds.attrs.get("vectors", "[]"))
+    if not entries:
+        return stored
+    by_position = {e["position"]: e for e in entries}
+    in_vectors = {c for e in entries for c in e.get("columns", [])}
+    scalars = iter(n for n in stored.dtype.names if n not in in_vectors)
+    fields, values = [], {}
+    for position in range(len(stored.dtype.names) - len(in_vectors) + len(entries)):
+        e = by_position.get(position)
+        if e is None:
+            name = next(scalars)
+            fields.append((name, stored.dtype[name]))
+            values[name] = stored[name]
+        elif "columns" in e:
+            v = np.stack([stored[c] for c in e["columns"]], axis=1)
+            fields.append((e["field"], v.dtype, (v.shape[1],)))
+            values[e["field"]] = v
+        else:
+            v = f[e["dataset"]][:len(stored)]
+            fields.append((e["field"], v.dtype, v.shape[1:]))
+            values[e["field"]] = v
+    rows = np.zeros(len(stored), dtype=fields)
+    for name, v in values.items():
+        rows[name] = v
+    return rows
+
+
 def read_table(path: Path, table: str) -> np.ndarray:
+    """Every row of a table as the campaign wrote it (plain h5py, vectors joined)."""
     with h5py.File(path, "r", locking=False) as f:
-        return f[table][:]
+        return joined_rows(f, table)
 
 
 def without_provenance(rows: np.ndarray) -> dict:

@@ -194,11 +194,12 @@ def flat_columns(rows: np.ndarray, names: dict[str, list[str]] | None = None
     become str; the ``status`` enum becomes its name (``ok``, ``failed``, ...).
     """
     out: dict[str, np.ndarray] = {}
+    scalars = [n for n in rows.dtype.names if rows.dtype[n].subdtype is None]
     for n in rows.dtype.names:
         col = rows[n]
         if col.ndim > 1:
             flat = col.reshape(len(col), -1)
-            labels = _vector_names(n, flat.shape[1], (names or {}).get(n), rows.dtype.names, out)
+            labels = _vector_names(n, flat.shape[1], (names or {}).get(n), scalars, out)
             for i, label in enumerate(labels):
                 out[label] = flat[:, i]
         elif n == "status" and col.dtype.kind in "iu":
@@ -214,10 +215,10 @@ def flat_columns(rows: np.ndarray, names: dict[str, list[str]] | None = None
     return out
 
 
-def _vector_names(field: str, width: int, given: list[str] | None, fields, taken) -> list[str]:
+def _vector_names(field: str, width: int, given: list[str] | None, scalars, taken) -> list[str]:
     default = [f"{field}_{i}" for i in range(width)]
     if given is None or len(given) != width or len(set(given)) != width:
         return default
-    if set(given) & (set(fields) | set(taken)):
+    if set(given) & (set(scalars) | set(taken)):
         return default
     return list(given)

@@ -51,12 +51,16 @@ epochs = 3
 """
 
 
-def test_rows_hold_real_params_and_one_float_column_per_numeric_param():
+def test_rows_hold_real_params_and_a_typed_column_per_param():
+    """Before: only numeric parameters had a column (float64); now every parameter has one:
+    lists as JSON text, strings as strings, ints as ints, conditional floats with NaN."""
     space = space_from(LIST_SPACE)
     fields = trial_row_fields(space)
     names = [n for n, _ in fields]
     assert names[0] == "task_id" and names[:len(BASE_FIELDS)] == [f[0] for f in BASE_FIELDS]
-    assert names[len(BASE_FIELDS):] == ["p_lr", "p_momentum", "p_epochs"]
+    assert fields[len(BASE_FIELDS):] == [("p_layers", "json"), ("p_opt", "str"),
+                                         ("p_lr", "float"), ("p_momentum", "float"),
+                                         ("p_epochs", "int")]
 
     def train(params, report):
         report(0, params["lr"])
@@ -70,6 +74,8 @@ def test_rows_hold_real_params_and_one_float_column_per_numeric_param():
         assert params_from_row(row) == rec.params and isinstance(rec.params["layers"], list)
         assert row["p_lr"] == rec.params["lr"] and row["rank"] == 2
         assert math.isnan(row["p_momentum"]) == (rec.params["opt"] != "sgd")
+        assert json.loads(row["p_layers"]) == rec.params["layers"]
+        assert row["p_opt"] == rec.params["opt"] and row["p_epochs"] == 3
         assert json.loads(row["intermediate_json"]) == [[0, rec.params["lr"]]]
         assert row["n_steps"] == 1 and row["last_step"] == 0 and row["error"] == ""
         again = record_from_frozen(policy.study.trials[rec.number], space)   # from storage only

@@ -141,6 +141,51 @@ seed = 5
 path = "fails.h5"
 """
 
+# every kind of parameter column: float, int, conditional int, string, list and mixed choices
+HPO_TYPED = """
+[hpo]
+sampler = "random"
+n_trials = 12
+direction = "minimize"
+[objective]
+function = "hpoobj:quad"
+[space]
+x = { type = "uniform", low = -5.0, high = 5.0 }
+y = { type = "float", low = -5.0, high = 5.0, step = 0.5 }
+n = { type = "int", low = 1, high = 8 }
+act = ["relu", "tanh"]
+depth = { type = "int", low = 1, high = 3, when = { param = "act", equals = "relu" } }
+layers = { type = "categorical", choices = [[64, 32], [128, 64, 32]] }
+flag = [true, false]
+width = [16, 32, 64]
+rate = [0.5, 1, 2]
+mixed = [1, "two"]
+[run]
+seed = 13
+[output]
+path = "typed.h5"
+"""
+
+PBT = """
+[hpo]
+scheduler = "pbt"
+direction = "minimize"
+[hpo.pbt]
+population = 3
+perturbation_interval = 10
+max_steps = 30
+[objective]
+function = "hpcopt.toys.pbt_toy:annealing"
+[space]
+lr = { type = "loguniform", low = 1e-3, high = 1.5 }
+batch = { type = "int", low = 1, high = 4 }
+opt = ["sgd", "adam"]
+[run]
+seed = 3
+[output]
+path = "pbt.h5"
+"""
+
 
 #: name -> (command, config text, result file); each runs in its own directory
 CAMPAIGNS = {
@@ -151,6 +196,8 @@ CAMPAIGNS = {
     "well": ("temper", WELL, "well.h5"),
     "hpo": ("hpo", HPO, "hpo.h5"),
     "fails": ("hpo", HPO_FAILS, "fails.h5"),
+    "typed": ("hpo", HPO_TYPED, "typed.h5"),
+    "pbt": ("hpo", PBT, "pbt.h5"),
 }
 
 # One interpreter runs every campaign through the real command line (hpcopt.cli.main, as
@@ -222,3 +269,13 @@ def hpo_file(campaigns):
 @pytest.fixture(scope="session")
 def hpo_fails_file(campaigns):
     return campaigns["fails"]
+
+
+@pytest.fixture(scope="session")
+def hpo_typed_file(campaigns):
+    return campaigns["typed"]
+
+
+@pytest.fixture(scope="session")
+def pbt_file(campaigns):
+    return campaigns["pbt"]

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import h5py
 import numpy as np
 
+from hpctest import joined_rows
 from hpcopt.report.figures import PlotContext
 from hpcopt.report.loaded import open_loaded
 
@@ -19,9 +20,10 @@ def is_png(path: Path) -> bool:
 
 
 def finished_rows(path: Path, table: str) -> np.ndarray:
-    """Plain h5py: the rows a report counts (status not pending; written samples)."""
+    """Plain h5py: the rows a report counts (status not pending; written samples), vectors
+    joined."""
     with h5py.File(path, "r", locking=False) as f:
-        rows = f[table][:]
+        rows = joined_rows(f, table)
         if "status" in rows.dtype.names:
             return rows[rows["status"] != 0]
         if table == "samples":

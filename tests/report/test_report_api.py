@@ -109,8 +109,10 @@ def test_frame_gets_flat_columns(sweep_file, monkeypatch):
     df = load(sweep_file).frame()
     rows = finished_rows(sweep_file, "tasks")
     assert list(df.columns)[:3] == ["task_id", "status", "attempts"]
-    assert {"x0_0", "x0_1", "x_0", "x_1"} <= set(df.columns) and "x" not in df.columns
-    np.testing.assert_array_equal(df.columns["x_1"], rows["x"][:, 1])
+    # named after the parameters (x, y): the refined point, and the start as <name>_start
+    assert list(df.columns)[7:11] == ["x_start", "y_start", "x", "y"]
+    np.testing.assert_array_equal(df.columns["y"], rows["x"][:, 1])
+    np.testing.assert_array_equal(df.columns["y_start"], rows["x0"][:, 1])
     assert set(df.columns["status"]) == {"ok", "failed"}
     failed = rows["status"] == schema.FAILED
     assert all(isinstance(m, str) for m in df.columns["message"])

@@ -8,7 +8,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PathCollection, QuadMesh
 
-from hpctest import run, write_config
+from hpctest import joined_rows, run, write_config
 from hpcopt.report import plots_sweep
 from hpcopt.report.figures import PlainFormatter, PlotContext, same_value
 from hpcopt.store.reader import open_result
@@ -162,7 +162,7 @@ def test_refined_points_are_drawn_beside_the_starts(converged):
     """Before: the landscape showed starts only, and in the objective figure the refined
     points lay under a filled star."""
     with h5py.File(converged, "r") as f:
-        rows = f["tasks"][:]
+        rows = joined_rows(f, "tasks")
     fig = figure(converged, plots_sweep.landscape)
     ax = fig.axes[0]
     by_label = {c.get_label(): c for c in ax.collections if isinstance(c, PathCollection)}

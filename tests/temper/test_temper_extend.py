@@ -3,7 +3,7 @@
 import h5py
 import numpy as np
 import pytest
-from hpctest import run, write_config
+from hpctest import joined_rows, run, write_config
 
 from hpcopt.mpi.runtime import World
 from hpcopt.store.resultfile import ResultStore
@@ -84,20 +84,24 @@ def test_extend_file_keeps_rows_adds_pending_ones_and_clears_the_end_mark(tmp_pa
     run(["temper", write_config(tmp_path / "pt.toml", CONFIG.format(rounds=30))], check=True)
     path = tmp_path / "pt.h5"
     with h5py.File(path, "r+") as f:
-        rounds, samples = f["rounds"][:], f["samples"][:]
+        rounds, samples = joined_rows(f, "rounds"), joined_rows(f, "samples")
         attrs = dict(f["rounds"].attrs)
         f.create_dataset("rounds.extending", data=np.zeros(3))  # left by a killed extension
+        f.create_dataset("rounds_energy.extending", data=np.zeros(3))
     store = ResultStore(World(comm=None, rank=0, size=1, host="here"), path)
     store.resume(world_size=1)
     extend_file(store, small.rounds, big)
     store.close("interrupted")
     with h5py.File(path, "r") as f:
-        assert set(f) >= {"rounds", "samples"} and "rounds.extending" not in f
+        assert set(f) >= {"rounds", "samples"} and not any(n.endswith(".extending") for n in f)
         assert FINAL_ATTR not in f.attrs
         assert f["rounds"].shape == (75,) and f["samples"].shape == (n_samples(big),)
-        assert f["rounds"][:30].tobytes() == rounds.tobytes()
-        assert f["samples"][:len(samples)].tobytes() == samples.tobytes()
-        new = f["rounds"][30:]
+        # the vectors beside the tables grow with them (a row per round, per sample)
+        assert f["rounds_energy"].shape == (75, 4) and f["rounds_swap_accepted"].shape == (75, 3)
+        assert f["samples_state"].shape == (n_samples(big), 4, 4)
+        assert joined_rows(f, "rounds")[:30].tobytes() == rounds.tobytes()
+        assert joined_rows(f, "samples")[:len(samples)].tobytes() == samples.tobytes()
+        new = joined_rows(f, "rounds")[30:]
         assert (new["status"] == 0).all() and new["task_id"].tolist() == list(range(30, 75))
         assert np.isnan(new["energy"]).all()
         assert dict(f["rounds"].attrs) == attrs
