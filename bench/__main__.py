@@ -18,12 +18,14 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(BENCH), os.environ.get("PYTHONPA
 
 SUITES = {"farm": "bench_farm", "farm_scaling": "bench_farm_scaling", "kernels": "bench_kernels",
           "temper": "bench_temper", "temper_mpi": "bench_temper_mpi", "hpo": "bench_hpo",
+          "hpo_coordinator": "bench_hpo_coordinator",
           "fit": "bench_fit", "warmstart": "bench_warmstart", "hpo_mpi": "bench_hpo_mpi",
           "load": "bench_load", "guards": "bench_guards"}
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(SUITES)
+    # hpo_coordinator is a part of hpo, to be run alone
+    names = argv or [n for n in SUITES if n != "hpo_coordinator"]
     results_path = BENCH / "results.json"
     for name in names:
         module_name = SUITES.get(name, name)

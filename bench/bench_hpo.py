@@ -256,6 +256,37 @@ def compare_hartmann(n_trials: int = 60, seeds=(0, 1, 2), cost: float = 0.05,
     return out
 
 
+def coordinator_figures(sizes=(1000, 10000), samplers=("random", "tpe", "gp")
+                        ) -> tuple[dict, dict]:
+    """Part 2 of the module docstring: (per-case results, flat figures with the ratios)."""
+    coordinator = {"fsync_ms_before": fsync_ms()}
+    for n in sizes:
+        for sampler in samplers:
+            coordinator[f"{sampler}/{n}/workers draw"] = coordinator_cost(
+                sampler, n, n=40 if sampler == "gp" else 100)
+            if sampler != "random":
+                coordinator[f"{sampler}/{n}/rank 0 draws"] = coordinator_cost(
+                    sampler, n, n=10 if sampler == "gp" else 30, worker_sampling=False)
+    coordinator["fsync_ms_after"] = fsync_ms()
+    flat = {"disk: append+fsync ms (before, after)":
+            f'{coordinator["fsync_ms_before"]:.2f}, {coordinator["fsync_ms_after"]:.2f}'}
+    for key, fig in coordinator.items():
+        if not isinstance(fig, dict):
+            continue
+        flat[f"coordinator {key}: rank-0 ms/trial"] = fig["rank0_ms_per_trial"]
+        flat[f"coordinator {key}: max trials/s"] = fig["max_trials_per_s"]
+        if fig["worker_draw_ms"] is not None:
+            flat[f"coordinator {key}: worker draw ms"] = fig["worker_draw_ms"]
+    for n in sizes:
+        for sampler in samplers:
+            if sampler == "random":
+                continue
+            a = coordinator[f"{sampler}/{n}/rank 0 draws"]["rank0_ms_per_trial"]
+            b = coordinator[f"{sampler}/{n}/workers draw"]["rank0_ms_per_trial"]
+            flat[f"coordinator {sampler}/{n}: rank-0 time, rank 0 draws / workers draw"] = a / b
+    return coordinator, flat
+
+
 def run(quick: bool = False) -> dict:
     """All HPO benchmarks of this module as one dict."""
     sizes = (1000,) if quick else (1000, 10000)
@@ -270,31 +301,8 @@ def run(quick: bool = False) -> dict:
                                                                        limit)
             overhead[f"policy_journal/{sampler}/{n}"] = policy_overhead(sampler, n, "journal",
                                                                         limit)
-    coordinator = {"fsync_ms_before": fsync_ms()}
-    for n in sizes:
-        for sampler in ("random", "tpe", "gp"):
-            coordinator[f"{sampler}/{n}/workers draw"] = coordinator_cost(
-                sampler, n, n=40 if sampler == "gp" else 100)
-            if sampler != "random":
-                coordinator[f"{sampler}/{n}/rank 0 draws"] = coordinator_cost(
-                    sampler, n, n=10 if sampler == "gp" else 30, worker_sampling=False)
+    coordinator, flat = coordinator_figures(sizes)
     hartmann = compare_hartmann(n_trials=30 if quick else 60, seeds=(0,) if quick else (0, 1, 2))
-    flat: dict = {}
-    coordinator["fsync_ms_after"] = fsync_ms()
-    flat["disk: append+fsync ms (before, after)"] = (
-        f'{coordinator["fsync_ms_before"]:.2f}, {coordinator["fsync_ms_after"]:.2f}')
-    for key, fig in coordinator.items():
-        if not isinstance(fig, dict):
-            continue
-        flat[f"coordinator {key}: rank-0 ms/trial"] = fig["rank0_ms_per_trial"]
-        flat[f"coordinator {key}: max trials/s"] = fig["max_trials_per_s"]
-        if fig["worker_draw_ms"] is not None:
-            flat[f"coordinator {key}: worker draw ms"] = fig["worker_draw_ms"]
-    for n in sizes:
-        for sampler in ("tpe", "gp"):
-            a = coordinator[f"{sampler}/{n}/rank 0 draws"]["rank0_ms_per_trial"]
-            b = coordinator[f"{sampler}/{n}/workers draw"]["rank0_ms_per_trial"]
-            flat[f"coordinator {sampler}/{n}: rank-0 time, rank 0 draws / workers draw"] = a / b
     for n in sizes:
         for sampler in ("random", "tpe"):
             flat[f"ratio policy_journal/optuna_optimize {sampler}/{n}"] = (

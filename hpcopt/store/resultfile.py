@@ -287,6 +287,7 @@ class ResultStore:
                 del self.file[name]
             else:
                 self.file.move(name, table)
+        self._read_layouts()
         n = int(self.file.attrs.get("resumes", 0)) + 1
         self.set_attrs("/", {schema.ATTR_STATUS: "running", schema.ATTR_WORLD: world_size,
                              "resumes": n})
@@ -312,6 +313,16 @@ class ResultStore:
         if layout is None:
             layout = self._layouts[table] = TableLayout.of(self.file[table])
         return layout
+
+    def _read_layouts(self) -> None:
+        """Every table's layout, read now by every rank together.  With parallel HDF5 a
+        rank that reads a table's attributes alone after a collective attribute write (the
+        writing rank looking up `vectors` for its first rows) puts the ranks' metadata
+        caches out of step, and the collective close then waits for ever (MPICH 4.0 with
+        HDF5 1.10: tests/store/test_mpio_paths.py)."""
+        for name, obj in self.file.items():
+            if isinstance(obj, h5py.Dataset) and obj.dtype.names:
+                self.layout(name)
 
     def read_column(self, table: str, column: str) -> np.ndarray | None:
         if self.file is None:
