@@ -3,7 +3,7 @@
 #   make test         run all tests (MPI tests under mpiexec at 1, 2 and 3 ranks)
 #   make install      .venv with MPICH (PyPI wheel: mpiexec + libmpi), mpi4py, h5py and the rest
 #   make install-mpio .venv-mpio with Debian's MPICH + parallel HDF5, mpi4py and h5py built from source
-#   make test-mpio    the store and MPI tests again with the parallel-HDF5 h5py
+#   make test-mpio    the store and write-path MPI tests again with the parallel-HDF5 h5py
 #   make test-nojit   the kernel, model, fitting and tempering tests with NUMBA_DISABLE_JIT=1
 #   make bench        benchmarks; figures to bench/results.json
 SHELL := /bin/bash
