@@ -212,7 +212,7 @@ def pool_vs_hpcopt(d: Path, text: str) -> dict:
         fig = overhead(d, "costly-pool", text, CAMPAIGN["rounds"], 3)
         walls["hpcopt"].append(fig["wall_ms_per_round"] * CAMPAIGN["rounds"] / 1e3)
         with h5py.File(fig["_file"], "r") as f:
-            energies = f["rounds"]["energy"]
+            energies = f["rounds_energy"][()]        # format 2: vectors beside the table
         for workers in (3, 2):
             wall, pool_energies = pool_campaign(CAMPAIGN["replicas"], CAMPAIGN["rounds"],
                                                 CAMPAIGN["interval"], workers)
