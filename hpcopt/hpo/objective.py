@@ -187,7 +187,8 @@ class ProposingRunner:
             return self.runner(spec, report, worker=worker)
         self.proposer.start(spec.propose_seed)
         outcome = self.runner(spec, report, worker=worker)
-        proposal = self.proposer.take()          # never waits: rank 0 draws if not ready
+        # once the replica is loaded, the worker waits for its draw (propose.py)
+        proposal = self.proposer.take(wait=self.proposer.ready)
         return outcome if proposal is None else replace(outcome, proposal=proposal)
 
 

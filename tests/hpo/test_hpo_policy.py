@@ -257,6 +257,28 @@ def test_workers_draw_the_next_trials_on_their_replica(tmp_path):
         replica.set_study_user_attr(0, "k", 1)
 
 
+def test_once_its_replica_is_loaded_a_worker_waits_for_its_draw(tmp_path):
+    """Zero-cost trials end before their worker's draw: the worker waits for it (after the
+    replica's first draw), so that rank 0, whose draws would cost every worker, draws only
+    until then (before: every other trial, the draw not being ready)."""
+    from hpcopt.hpo.objective import ProposingRunner
+    from hpcopt.hpo.config import HpoConfig, ObjectiveConfig
+    from hpcopt.hpo.policy import A_DRAWN
+    spec = StorageSpec("journal", str(tmp_path / "s.journal"))
+    s = settings(storage=spec, sampler="tpe", n_trials=40, n_startup_trials=4)
+    space = space_from(BRANIN_SPACE)
+    policy = HpoPolicy(s, space, seed=3, has_workers=True)
+    config = HpoConfig(s, ObjectiveConfig(function="x:y"), space, "t.toml", tmp_path)
+    runner = ProposingRunner(PythonRunner(branin), config)
+    records = drive(policy, runner)
+    assert len(records) == 40
+    drawn = [t.user_attrs[A_DRAWN] for t in policy.study.trials]
+    first = drawn.index("worker")
+    assert drawn[0] == "rank 0" and first < 39, drawn
+    assert drawn[first:] == ["worker"] * (40 - first), drawn
+    assert len({tuple(sorted(r.params.items())) for r in records}) == 40
+
+
 def open_storage_read_only(spec):
     from hpcopt.hpo.storage import open_storage
     return open_storage(spec, read_only=True)
