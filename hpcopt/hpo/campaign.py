@@ -268,8 +268,8 @@ class HpoSource:
             else:
                 self.progress.update(1, self.sign * value if rec.state == "complete"
                                      and math.isfinite(value) else None)
-        if self.unflushed and self.clock.due():
-            self.write()
+        # written by tick(), which the farm calls after it has answered the messages in
+        # hand: the journal's fsync and the HDF5 write never delay a worker's next trial
 
     def write(self) -> None:
         """Rows to the result file, after the storage holds their trials (group commit: a

@@ -60,7 +60,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import optuna
 from optuna.samplers import RandomSampler
-from optuna.storages import BaseStorage
+from optuna.storages import BaseStorage, InMemoryStorage
 from optuna.study._tell import _tell_with_warning   # Study.tell minus a deep copy
 from optuna.trial import FrozenTrial, TrialState
 
@@ -257,12 +257,23 @@ class HpoPolicy:
         if picked is None:
             return None
         params, drawn_on = picked
-        template = optuna.trial.create_trial(
-            state=TrialState.RUNNING, params=params,
-            distributions={n: self.space[n].distribution() for n in params},
-            user_attrs={**self._claim_attrs(), A_DRAWN: drawn_on})
-        template.datetime_start = _dt.datetime.now()
-        tid = storage.create_new_trial(self._sid, template_trial=template)
+        distributions = {n: self.space[n].distribution() for n in params}
+        user_attrs = {**self._claim_attrs(), A_DRAWN: drawn_on}
+        if isinstance(storage, InMemoryStorage):
+            # its template path deep-copies the template (half the cost of a trial); one
+            # operation per value is free in memory (a database or journal: one write)
+            tid = storage.create_new_trial(self._sid)
+            for name, value in params.items():
+                dist = distributions[name]
+                storage.set_trial_param(tid, name, dist.to_internal_repr(value), dist)
+            for key, value in user_attrs.items():
+                storage.set_trial_user_attr(tid, key, value)
+        else:
+            template = optuna.trial.create_trial(state=TrialState.RUNNING, params=params,
+                                                 distributions=distributions,
+                                                 user_attrs=user_attrs)
+            template.datetime_start = _dt.datetime.now()
+            tid = storage.create_new_trial(self._sid, template_trial=template)
         frozen = storage.get_trial(tid)
         self._remember(params, frozen.number)
         return tid, frozen
@@ -270,7 +281,10 @@ class HpoPolicy:
     def _pop_waiting(self) -> int | None:
         """Claim the oldest WAITING trial (first claim wins across coordinators)."""
         storage = self._storage
-        for t in storage.get_all_trials(self._sid, deepcopy=False, states=(TrialState.WAITING,)):
+        # a WAITING trial is unfinished: at or after the first unfinished one (_budget_count)
+        waiting = [t for t in trials_from(storage, self._sid, self._frontier)
+                   if t.state == TrialState.WAITING]
+        for t in waiting:
             try:
                 if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):  # noqa: SLF001
                     return t._trial_id                                                    # noqa: SLF001
@@ -346,7 +360,7 @@ class HpoPolicy:
     def _study_size(self) -> int:
         if isinstance(self._storage, GroupCommitJournalStorage):
             return self._storage.n_trials(self._sid)
-        return len(self._storage.get_all_trials(self._sid, deepcopy=False))
+        return self._frontier + len(trials_from(self._storage, self._sid, self._frontier))
 
     def _unevaluated(self) -> list[dict] | None:
         """Optuna params of the points of a discrete space that no trial holds; None when

@@ -54,14 +54,13 @@ def _restart(state: LazyRandomState, value: int) -> None:
 
 def reseed(sampler: BaseSampler, value: int) -> None:
     """Restart the random state of `sampler` (and its fallback sampler) at `value`."""
-    from .gp import SklearnGPSampler
     if isinstance(sampler, RandomSampler):
         _restart(sampler._rng, value)                              # noqa: SLF001
     elif isinstance(sampler, TPESampler):
         _restart(sampler._rng, value)                              # noqa: SLF001
         reseed(sampler._random_sampler, (value + 1) % 2**32)       # noqa: SLF001
-    elif isinstance(sampler, SklearnGPSampler):
-        sampler.reseed(value)
+    elif callable(getattr(sampler, "reseed", None)):    # hpcopt.hpo.gp (not imported here:
+        sampler.reseed(value)                           # scipy.stats costs seconds)
     else:
         if isinstance(getattr(sampler, "_cma_rng", None), LazyRandomState):
             _restart(sampler._cma_rng, value)                      # noqa: SLF001

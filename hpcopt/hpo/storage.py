@@ -446,6 +446,11 @@ def trials_from(storage: BaseStorage, study_id: int, start: int) -> list[FrozenT
     allows it (the journal here; Optuna's InMemoryStorage returns its own list)."""
     if isinstance(storage, GroupCommitJournalStorage):
         return storage.trials_from(study_id, start)
+    if isinstance(storage, InMemoryStorage):   # its get_all_trials copies the whole list
+        study = getattr(storage, "_studies", {}).get(study_id)
+        trials = getattr(study, "trials", None)
+        if isinstance(trials, list):
+            return trials[start:]
     return storage.get_all_trials(study_id, deepcopy=False)[start:]
 
 
