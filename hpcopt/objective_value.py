@@ -25,6 +25,8 @@ import numpy as np
 def objective_value(value: Any, what: str = "the objective's value") -> float:
     """`value` as a float, if it is a real number by the rule above; TypeError otherwise
     ("<what>: expected a number, got ...")."""
+    if type(value) is float:            # the common case first (a sweep's cheap tasks)
+        return value
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
     if isinstance(value, (bool, np.bool_)):

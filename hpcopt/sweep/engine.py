@@ -175,8 +175,9 @@ class SweepEvaluator:
         times = [time.time()]           # task i ran from times[i] to times[i + 1]
         messages: dict[int, str] = {}
         problem, start_chi2, error = self.problem, self.start_chi2, None
+        points = inside.tolist() if getattr(problem, "takes_float_lists", False) else inside
         with np.errstate(all="ignore"):
-            for i, x in enumerate(inside):
+            for i, x in enumerate(points):
                 try:
                     value, why = start_chi2(problem, x)
                 except BaseException as exc:  # noqa: BLE001 - the farm records it

@@ -19,6 +19,8 @@ class ObjectiveProblem:
 
     n_points = 0
     n_nuisance = 0
+    #: chi2 takes a point as a list of floats too (the sweep's batches: no numpy per task)
+    takes_float_lists = True
 
     def __init__(self, func: Callable[[dict], float], param_names: tuple[str, ...]):
         self.func = func
@@ -26,7 +28,8 @@ class ObjectiveProblem:
 
     def chi2(self, p: np.ndarray) -> float:
         # one rule for return values across kinds (hpcopt.objective_value): no "1.5", no True
-        return objective_value(self.func({n: float(v) for n, v in zip(self.param_names, p)}))
+        values = p.tolist() if isinstance(p, np.ndarray) else [float(v) for v in p]
+        return objective_value(self.func(dict(zip(self.param_names, values))))
 
     def residuals(self, p: np.ndarray) -> np.ndarray:
         raise TypeError("a plain objective has no residuals; least_squares needs a model")
