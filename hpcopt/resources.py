@@ -114,6 +114,7 @@ def apply_on_workers(world, res: Resources, *, rank0_evaluates: bool = False) ->
         res = replace(res, threads=default_threads())
     from mpi4py import MPI
     evaluates = rank0_evaluates or world.rank != 0
+    world.barrier()      # quietly: ranks still importing the campaign's modules arrive late
     node = world.comm.Split_type(MPI.COMM_TYPE_SHARED)
     try:
         flags = node.allgather(evaluates)

@@ -115,6 +115,7 @@ def configure_waits(world: "World", policy: str) -> WaitMode:
     if world.size == 1:
         return set_wait_mode(policy, cores_per_rank([mine]))
     MPI = _mpi()
+    world.barrier()      # quietly first: Split_type and allgather spin while ranks arrive
     node = world.comm.Split_type(MPI.COMM_TYPE_SHARED)
     try:
         sets = node.allgather(mine)

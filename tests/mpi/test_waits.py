@@ -238,3 +238,35 @@ def test_auto_resolves_from_the_ranks_on_the_node(tmp_path, n):
     cpus = len(os.sched_getaffinity(0))
     expect = "spin 0.001 s" if cpus >= n else "ranks share cores"
     assert f"waits: auto -> {expect}" in proc.stderr or expect in proc.stderr, proc.stderr[-2000:]
+
+
+LATE_RANKS = """
+import json, sys, time
+from hpcopt.mpi.runtime import configure_waits, get_world
+from hpcopt.resources import Resources, apply_on_workers
+world = get_world()
+if world.rank:
+    time.sleep(1.5)               # still importing a campaign's modules
+c0, t0 = time.process_time(), time.monotonic()
+configure_waits(world, "auto")
+apply_on_workers(world, Resources())
+if world.rank == 0:
+    print(json.dumps({"cpu": time.process_time() - c0, "wall": time.monotonic() - t0}))
+"""
+
+
+def test_rank_0_waits_quietly_for_ranks_that_start_late(tmp_path):
+    """The node-local collectives at a campaign's start (the wait policy, the workers'
+    threads) begin with a quiet barrier: rank 0 used to spin in MPI_Comm_split_type for
+    as long as the other ranks were still importing (0.6 s of a core in a tempering run),
+    taking the CPU they imported with."""
+    import json
+    import subprocess
+    from hpctest import PY, env, mpiexec
+    script = tmp_path / "late.py"
+    script.write_text(LATE_RANKS)
+    out = subprocess.run([mpiexec(), "-n", "3", PY, str(script)], capture_output=True,
+                         text=True, timeout=120, env=env(), check=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["wall"] > 1.0                         # it did wait for the late ranks
+    assert got["cpu"] < 0.15 * got["wall"], got      # ...without burning a core
