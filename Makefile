@@ -51,8 +51,12 @@ install-mpio: $(MPIO_STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/mpiexec -n 2 $(VENV)/bin/hpcopt demo
 
+# two pytest-xdist workers: an MPI test keeps about one of the 2 cores busy (its ranks wait
+# quietly), so another test runs beside it; the SLURM tests stay on one worker
+# (tests/conftest.py). TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -ra -m "not mpio"
+	$(VENV)/bin/python -m pytest -ra -m "not mpio" -n $(TEST_WORKERS)
 
 # the write paths again with h5py on parallel HDF5 (every rank writes its rows, driver="mpio"):
 # the store tests (files compared to the serial venv's) and the MPI tests of campaigns that
@@ -65,7 +69,7 @@ MPIO_TESTS := tests/store tests/mpi/test_sweep_farm.py tests/mpi/test_temper_mpi
     tests/mpi/test_signals.py
 test-mpio: $(STAMP) $(MPIO_STAMP)
 	HPCOPT_SERIAL_PYTHON=$(abspath $(VENV))/bin/python HPCOPT_TEST_RANKS=3 \
-	    $(MPIO_VENV)/bin/python -m pytest -ra -m "mpio or mpi" $(MPIO_TESTS) \
+	    $(MPIO_VENV)/bin/python -m pytest -ra -m "mpio or mpi" -n $(TEST_WORKERS) $(MPIO_TESTS) \
 	    --deselect "tests/mpi/test_signals.py::test_stop_signal_at_any_moment_of_start_up_gives_a_documented_outcome"
 
 # the compiled kernels' Python source runs too (coverage of what numba compiles)
