@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Any
@@ -26,6 +27,7 @@ from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from ..mpi.runtime import stop_requested
 from .config import HpoSettings
 from .samplers import make_sampler, reseed
 from .space import SearchSpace
@@ -218,12 +220,14 @@ class WorkerProposer:
 
     def take(self, wait: bool = False) -> dict[str, Any] | None:
         """The pending draw if it is done, or with `wait` once it is (then it is
-        consumed; at most DRAW_WAIT_S); else None."""
+        consumed; at most DRAW_WAIT_S, and not past a stop signal); else None."""
         pending = self._pending
         if pending is None:
             return None
-        if wait:
-            futures_wait([pending], timeout=DRAW_WAIT_S)
+        deadline = time.monotonic() + DRAW_WAIT_S
+        while wait and not pending.done() and not stop_requested() \
+                and time.monotonic() < deadline:     # a stop signal is seen within 0.25 s
+            futures_wait([pending], timeout=0.25)
         if not pending.done():
             return None
         self._pending = None

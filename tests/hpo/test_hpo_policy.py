@@ -279,6 +279,33 @@ def test_once_its_replica_is_loaded_a_worker_waits_for_its_draw(tmp_path):
     assert len({tuple(sorted(r.params.items())) for r in records}) == 40
 
 
+def test_a_stop_signal_ends_a_workers_wait_for_its_draw(tmp_path, monkeypatch):
+    """A worker waiting for a slow draw (GP on a long history: seconds) still stops at
+    once on SIGTERM/SIGUSR1: the wait gives up and the draw is dropped."""
+    import time
+    from hpcopt.hpo import propose
+    from hpcopt.hpo.config import HpoSettings
+    from hpcopt.mpi import runtime
+
+    def slow_draw(view, space, seed):
+        time.sleep(3.0)
+        return {"x": 0.0, "y": 0.0}
+    monkeypatch.setattr(propose, "draw", slow_draw)
+    monkeypatch.setattr(propose.WorkerProposer, "_study", lambda self: None)
+    proposer = propose.WorkerProposer(HpoSettings(sampler="tpe"), space_from(BRANIN_SPACE))
+    proposer._warmed = proposer.ready = True      # the replica has drawn before
+    proposer.start(1)
+    runtime.request_stop("a signal")
+    try:
+        t0 = time.monotonic()
+        assert proposer.take(wait=True) is None
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        runtime.reset_stop()
+    proposer.start(2)                              # the pending draw is kept (not a new one)
+    assert proposer.take(wait=True) == {"x": 0.0, "y": 0.0}
+
+
 def open_storage_read_only(spec):
     from hpcopt.hpo.storage import open_storage
     return open_storage(spec, read_only=True)
