@@ -270,3 +270,53 @@ def test_rank_0_waits_quietly_for_ranks_that_start_late(tmp_path):
     got = json.loads(out.strip().splitlines()[-1])
     assert got["wall"] > 1.0                         # it did wait for the late ranks
     assert got["cpu"] < 0.15 * got["wall"], got      # ...without burning a core
+
+
+ONE_POLL = """
+import json, time
+from mpi4py import MPI
+from hpcopt.mpi.runtime import wait_quietly
+from hpcopt.mpi.transport import MpiTransport
+comm = MPI.COMM_WORLD
+transport = MpiTransport(comm)
+polled = tested = 0
+for i in range(10):
+    comm.Barrier()
+    if comm.Get_rank() == 1:
+        transport.send(i, 0, 3)
+        transport.flush()
+        comm.Barrier()
+        comm.send(i, dest=0, tag=4)
+    else:
+        request = comm.irecv(source=1, tag=4)
+        time.sleep(0.05)                  # a quiet wait's sleep: both have long arrived
+        got = transport.poll()
+        polled += got is not None
+        got = got or transport.recv(timeout=30)
+        comm.Barrier()
+        time.sleep(0.05)
+        done, _ = request.test()
+        tested += bool(done)
+        if not done:
+            wait_quietly(request)
+    comm.Barrier()
+if comm.Get_rank() == 0:
+    print(json.dumps({"polled": polled, "tested": tested}))
+"""
+
+
+def test_one_poll_after_a_sleep_sees_a_message_that_has_arrived(tmp_path):
+    """MPICH's first probe after a rank has not called MPI for a while only moves an
+    arrived message into its queue and reports nothing: every quiet wait saw its message
+    one poll late (2-4 ms instead of 0-2 for an idle coordinator between trials): the
+    transport probes again before it sleeps (polled: 0 of 10 before). A request's test
+    after a sleep does see its completion (tested)."""
+    import json
+    import subprocess
+    from hpctest import PY, env, mpiexec
+    script = tmp_path / "one_poll.py"
+    script.write_text(ONE_POLL)
+    out = subprocess.run([mpiexec(), "-n", "2", PY, str(script)], capture_output=True,
+                         text=True, timeout=120, env=env(), check=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got == {"polled": 10, "tested": 10}, got
