@@ -112,13 +112,8 @@ def apply_on_workers(world, res: Resources, *, rank0_evaluates: bool = False) ->
         return apply(res, local_worker=0)
     if res.threads is None:
         res = replace(res, threads=default_threads())
-    from mpi4py import MPI
     evaluates = rank0_evaluates or world.rank != 0
-    world.barrier()      # quietly: ranks still importing the campaign's modules arrive late
-    node = world.comm.Split_type(MPI.COMM_TYPE_SHARED)
-    try:
+    with world.node() as node:
         flags = node.allgather(evaluates)
         local_worker = sum(flags[:node.Get_rank()])
-    finally:
-        node.Free()
     return apply(res, local_worker=local_worker) if evaluates else {}
