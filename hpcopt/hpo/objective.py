@@ -187,8 +187,7 @@ class ProposingRunner:
             return self.runner(spec, report, worker=worker)
         self.proposer.start(spec.propose_seed)
         outcome = self.runner(spec, report, worker=worker)
-        # once the replica is loaded, the worker waits for its draw (propose.py)
-        proposal = self.proposer.take(wait=self.proposer.ready)
+        proposal = self.proposer.take()          # waits once the replica is loaded
         return outcome if proposal is None else replace(outcome, proposal=proposal)
 
 

@@ -149,13 +149,13 @@ class WorkerProposer:
     """A worker's replica of the study and the sampler that draws on it, in one thread.
 
     ``start(seed)`` syncs the replica and draws in the background while the trial runs;
-    ``take(wait)`` returns the draw.  Until the replica's first draw is done (it replays
-    the journal and imports the sampler's modules: seconds) nothing waits for it and the
+    ``take()`` returns the draw.  Until the replica's first draw is done (it replays the
+    journal and imports the sampler's modules: seconds) nothing waits for it and the
     coordinator draws meanwhile; after that a trial shorter than its draw waits for the
-    draw (``ready``): the worker's time, not the coordinator's, whose draws would cost
-    every worker (rank 0 drawing a TPE point at a 10,000-trial history: 100 ms). A draw
-    still running when the next trial starts is kept and sent with that trial instead of
-    starting another one.
+    draw: the worker's time, not the coordinator's, whose draws would cost every worker
+    (rank 0 drawing a TPE point at a 10,000-trial history: 100 ms). A draw still running
+    when the next trial starts is kept and sent with that trial instead of starting
+    another one.
     """
 
     def __init__(self, settings: HpoSettings, space: SearchSpace):
@@ -218,14 +218,14 @@ class WorkerProposer:
         if self._pending is None:
             self._pending = self._pool.submit(self._draw, seed)
 
-    def take(self, wait: bool = False) -> dict[str, Any] | None:
-        """The pending draw if it is done, or with `wait` once it is (then it is
-        consumed; at most DRAW_WAIT_S, and not past a stop signal); else None."""
+    def take(self) -> dict[str, Any] | None:
+        """The pending draw if it is done, or, once the replica is ready, when it is done
+        (at most DRAW_WAIT_S, and not past a stop signal); then it is consumed. Else None."""
         pending = self._pending
         if pending is None:
             return None
         deadline = time.monotonic() + DRAW_WAIT_S
-        while wait and not pending.done() and not stop_requested() \
+        while self.ready and not pending.done() and not stop_requested() \
                 and time.monotonic() < deadline:     # a stop signal is seen within 0.25 s
             futures_wait([pending], timeout=0.25)
         if not pending.done():

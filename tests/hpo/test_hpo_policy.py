@@ -298,12 +298,12 @@ def test_a_stop_signal_ends_a_workers_wait_for_its_draw(tmp_path, monkeypatch):
     runtime.request_stop("a signal")
     try:
         t0 = time.monotonic()
-        assert proposer.take(wait=True) is None
+        assert proposer.take() is None
         assert time.monotonic() - t0 < 1.0
     finally:
         runtime.reset_stop()
     proposer.start(2)                              # the pending draw is kept (not a new one)
-    assert proposer.take(wait=True) == {"x": 0.0, "y": 0.0}
+    assert proposer.take() == {"x": 0.0, "y": 0.0}
 
 
 def open_storage_read_only(spec):
