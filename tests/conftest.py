@@ -7,6 +7,7 @@ for p in (TESTS, TESTS / "objectives"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
+
 def pytest_xdist_make_scheduler(config, log):
     """make test runs on pytest-xdist workers (-n 2): every test goes to whichever worker is
     free, except the SLURM tests, which share one worker (their session fixtures start one

@@ -240,6 +240,18 @@ def test_auto_resolves_from_the_ranks_on_the_node(tmp_path, n):
     assert f"waits: auto -> {expect}" in proc.stderr or expect in proc.stderr, proc.stderr[-2000:]
 
 
+def run_script(tmp_path, text: str, n: int) -> dict:
+    """Run a Python script under mpiexec at `n` ranks; the JSON of its last line."""
+    import json
+    import subprocess
+    from hpctest import PY, env, mpiexec
+    script = tmp_path / "script.py"
+    script.write_text(text)
+    out = subprocess.run([mpiexec(), "-n", str(n), PY, str(script)], capture_output=True,
+                         text=True, timeout=120, env=env(), check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 LATE_RANKS = """
 import json, sys, time
 from hpcopt.mpi.runtime import configure_waits, get_world
@@ -260,14 +272,7 @@ def test_rank_0_waits_quietly_for_ranks_that_start_late(tmp_path):
     threads) begin with a quiet barrier: rank 0 used to spin in MPI_Comm_split_type for
     as long as the other ranks were still importing (0.6 s of a core in a tempering run),
     taking the CPU they imported with."""
-    import json
-    import subprocess
-    from hpctest import PY, env, mpiexec
-    script = tmp_path / "late.py"
-    script.write_text(LATE_RANKS)
-    out = subprocess.run([mpiexec(), "-n", "3", PY, str(script)], capture_output=True,
-                         text=True, timeout=120, env=env(), check=True).stdout
-    got = json.loads(out.strip().splitlines()[-1])
+    got = run_script(tmp_path, LATE_RANKS, 3)
     assert got["wall"] > 1.0                         # it did wait for the late ranks
     assert got["cpu"] < 0.15 * got["wall"], got      # ...without burning a core
 
@@ -311,12 +316,5 @@ def test_one_poll_after_a_sleep_sees_a_message_that_has_arrived(tmp_path):
     one poll late (2-4 ms instead of 0-2 for an idle coordinator between trials): the
     transport probes again before it sleeps (polled: 0 of 10 before). A request's test
     after a sleep does see its completion (tested)."""
-    import json
-    import subprocess
-    from hpctest import PY, env, mpiexec
-    script = tmp_path / "one_poll.py"
-    script.write_text(ONE_POLL)
-    out = subprocess.run([mpiexec(), "-n", "2", PY, str(script)], capture_output=True,
-                         text=True, timeout=120, env=env(), check=True).stdout
-    got = json.loads(out.strip().splitlines()[-1])
+    got = run_script(tmp_path, ONE_POLL, 2)
     assert got == {"polled": 10, "tested": 10}, got
