@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import EXIT_CTRL_C, UsageError
-from .mpi.runtime import install_stop_handlers
+from .mpi.runtime import install_stop_handlers, uninstall_stop_handlers
 
 EPILOG = """exit status: 0 done, 2 bad command line/config/data/result file (or another run is
 writing it), 3 interrupted by SIGTERM/SIGUSR1 or a full file system (results saved: continue
@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # first: building the parser imports every campaign kind (numpy, h5py, optuna: most of
+    # a second), and a stop signal in that time must already stop a campaign cleanly
+    install_stop_handlers()
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "np", None) is not None:
             from .launch import relaunch
+            uninstall_stop_handlers()       # the ranks under mpiexec install their own
             return relaunch(args.np, argv)
         return dispatch(args)
     except UsageError as exc:
@@ -128,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
 def dispatch(args) -> int:
     cmd = args.command
     from .campaign.registry import commands
-    if cmd in commands() or cmd == "demo":
-        # before the heavy imports: a stop signal during start-up already stops cleanly
-        install_stop_handlers()
+    if cmd not in commands() and cmd != "demo":
+        # not a campaign (nothing to checkpoint): Ctrl-C and kill act as usual
+        uninstall_stop_handlers()
     if cmd == "info":
         from .info import run_info
         return run_info(args.json)

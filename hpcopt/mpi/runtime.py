@@ -276,6 +276,8 @@ _STOP: dict[str, Any] = {"signal": None, "reason": None}
 #: catch one that exits), and the runtime's own immediate exits must not be mistaken for it
 _exit_now = os._exit
 _AT_EXIT = {"installed": False}
+#: the handlers install_stop_handlers replaced, which uninstall_stop_handlers puts back
+_PREVIOUS_HANDLERS: dict[int, Any] = {}
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 _SECOND_CTRL_C = (b"hpcopt: second Ctrl-C: stopping at once, without a checkpoint (rows "
                   b"already written are kept; --resume continues)\n")
@@ -292,17 +294,34 @@ def _on_stop_signal(signum, frame) -> None:
 def install_stop_handlers() -> None:
     """Stop signals set a flag instead of killing the process (checkpoint, then exit).
 
-    Called as early as possible (the command line, before the heavy imports), so that a
-    signal during start-up already stops the campaign cleanly.  At interpreter exit the
-    signals are ignored: Python resets its handlers to the default action before mpi4py's
-    MPI_Finalize runs, and a signal in that window would kill a process whose result file
-    already says "complete" (and turn its exit status 0 into 128 + the signal).
+    Called as early as possible (the first line of the command line, before it imports
+    the campaign kinds), so that a signal during start-up already stops the campaign
+    cleanly.  At interpreter exit the signals are ignored: Python resets its handlers to
+    the default action before mpi4py's MPI_Finalize runs, and a signal in that window
+    would kill a process whose result file already says "complete" (and turn its exit
+    status 0 into 128 + the signal).
     """
     for sig in STOP_SIGNALS:
-        signal.signal(sig, _on_stop_signal)
+        previous = signal.signal(sig, _on_stop_signal)
+        if previous is not _on_stop_signal:
+            _PREVIOUS_HANDLERS[sig] = previous
     if not _AT_EXIT["installed"]:
         atexit.register(_ignore_stop_signals)
         _AT_EXIT["installed"] = True
+
+
+def uninstall_stop_handlers() -> None:
+    """Back to the handlers from before install_stop_handlers (commands that are not
+    campaigns: report, info, a relaunch under mpiexec).  A stop signal that arrived
+    meanwhile is delivered again, so that it acts as if it arrived now: Ctrl-C raises
+    KeyboardInterrupt, SIGTERM kills the process."""
+    pending = _STOP["signal"]
+    for sig in STOP_SIGNALS:
+        previous = _PREVIOUS_HANDLERS.pop(sig, signal.SIG_DFL)
+        signal.signal(sig, signal.SIG_DFL if previous is None else previous)
+    reset_stop()
+    if pending is not None:
+        os.kill(os.getpid(), pending)
 
 
 def _ignore_stop_signals() -> None:

@@ -5,6 +5,7 @@ a "complete" file."""
 
 import os
 import signal
+import subprocess
 import time
 
 import h5py
@@ -12,7 +13,7 @@ import numpy as np
 import psutil
 import pytest
 
-from hpctest import RANKS, job_exit, kill_group, read_table, run, start, wait_for_rows, write_config
+from hpctest import PY, RANKS, env, job_exit, kill_group, read_table, run, start, wait_for_rows, write_config
 
 pytestmark = pytest.mark.mpi
 
@@ -178,3 +179,45 @@ def test_stop_signal_at_any_moment_of_start_up_gives_a_documented_outcome(tmp_pa
             assert file_status(tmp_path / "out.h5") == "complete"
         outcomes.add(status)
     assert "interrupted" in outcomes               # the handlers were in place in time
+
+
+#: hpcopt's command line with a stop signal sent to itself while the parser is built, i.e.
+#: while every campaign kind's modules (numpy, h5py, optuna) are imported: most of a
+#: second of start-up, where two CI runs once saw a Ctrl-C end in a traceback
+SIGNAL_WHILE_THE_PARSER_IS_BUILT = """
+import os, signal, sys
+import hpcopt.cli as cli
+build_parser = cli.build_parser
+def signalled_build_parser():
+    os.kill(os.getpid(), signal.{sig})
+    return build_parser()
+cli.build_parser = signalled_build_parser
+raise SystemExit(cli.main())
+"""
+
+
+def signal_while_the_parser_is_built(tmp_path, sig, args):
+    script = SIGNAL_WHILE_THE_PARSER_IS_BUILT.format(sig=sig.name)
+    return subprocess.run([PY, "-c", script, *map(str, args)], cwd=tmp_path, env=env(
+        TESTOBJ_SLEEP="0"), capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_while_the_command_line_is_built_stops_a_campaign_cleanly(tmp_path, sig):
+    proc = signal_while_the_parser_is_built(tmp_path, sig, ["sweep", config(tmp_path, 3),
+                                                            "--force"])
+    assert proc.returncode == (130 if sig == signal.SIGINT else 3), proc.stderr
+    assert "Traceback" not in proc.stderr and "--resume" in proc.stderr
+    assert file_status(tmp_path / "out.h5") in (None, "interrupted")
+
+
+@pytest.mark.parametrize("command", [["report", "missing.h5"], ["info"]], ids=["report", "info"])
+def test_a_stop_signal_while_the_command_line_is_built_ends_other_commands_as_usual(tmp_path,
+                                                                                    command):
+    """Not campaigns: nothing to checkpoint, so Ctrl-C says 'interrupted' (130) and SIGTERM
+    has its default action (the signal that arrived while the handlers were installed is
+    delivered again once they are removed)."""
+    proc = signal_while_the_parser_is_built(tmp_path, signal.SIGINT, command)
+    assert (proc.returncode, proc.stderr) == (130, "hpcopt: interrupted\n")
+    proc = signal_while_the_parser_is_built(tmp_path, signal.SIGTERM, command)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (-signal.SIGTERM, "", "")
