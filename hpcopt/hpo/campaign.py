@@ -278,10 +278,9 @@ class HpoSource:
             self.pending_rows += self.unflushed
         self.unflushed.clear()            # after a storage failure: re-run on resume
         if self.pending_rows:
-            rows = np.zeros(len(self.pending_rows), dtype=self.dtype)
-            for i, row in enumerate(self.pending_rows):
-                for name in self.dtype.names:
-                    rows[i][name] = row[name]
+            names = self.dtype.names
+            rows = np.array([tuple(row[n] for n in names) for row in self.pending_rows],
+                            dtype=self.dtype)
             positions = np.arange(self.next_row, self.next_row + len(rows))
             self.store.write_rows(TABLE, rows, positions=positions)
             self.next_row += len(rows)
