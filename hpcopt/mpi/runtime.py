@@ -209,17 +209,24 @@ class World:
 
     @contextmanager
     def node(self) -> Iterator[Any]:
-        """The communicator of this node's ranks (MPI_Comm_split_type, shared memory),
-        freed on exit.  A quiet barrier comes first: Split_type spins while it waits, and
-        ranks reach it at different times (some may still be importing a campaign's
-        modules: rank 0 spun 1.4 s of a 1.5 s wait, test_waits.py)."""
-        MPI = _mpi()
-        self.barrier()
-        node = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
-        try:
+        """The communicator of this node's ranks (see node_communicator), freed on exit."""
+        with node_communicator(self.comm) as node:
             yield node
-        finally:
-            node.Free()
+
+
+@contextmanager
+def node_communicator(comm) -> Iterator[Any]:
+    """The communicator of the ranks of `comm` on this node (MPI_Comm_split_type, shared
+    memory), freed on exit.  A quiet barrier comes first: Split_type spins while it waits,
+    and ranks reach it at different times (some may still be importing a campaign's
+    modules: rank 0 spun 1.4 s of a 1.5 s wait, test_waits.py)."""
+    MPI = _mpi()
+    wait_quietly(comm.Ibarrier())
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        yield node
+    finally:
+        node.Free()
 
 
 def wait_quietly(request) -> Any:

@@ -29,7 +29,7 @@ import time
 from collections import deque
 from typing import Any, Callable, NamedTuple, Protocol, TypeVar
 
-from .runtime import Backoff, wait_quietly
+from .runtime import Backoff, node_communicator, wait_quietly
 
 #: matches any source or any tag in recv/poll
 ANY = -1
@@ -215,12 +215,9 @@ class MpiTransport:
         override = node_size_override()
         if override is not None or self.size == 1:
             return blocks(self.size, override or 1)
-        node = self.comm.Split_type(self._MPI.COMM_TYPE_SHARED)
-        try:
+        with node_communicator(self.comm) as node:
             first = node.allreduce(self.rank, op=self._MPI.MIN)   # the node's lowest rank
-        finally:
-            node.Free()
-        wait_quietly(self.comm.Ibarrier())
+        wait_quietly(self.comm.Ibarrier())      # the allgather would spin for the slowest
         firsts = self.comm.allgather(first)
         groups: dict[int, list[int]] = {}
         for rank, f in enumerate(firsts):
