@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, NamedTuple, Protocol, Sequence
@@ -200,16 +202,40 @@ class TaskQueue:
 
 def pack_rows(rows: np.ndarray | None):
     """Rows as they travel: raw bytes (unpickling a structured array costs ~15 us a
-    message), or the array itself when it holds Python objects (HPO's outcome text)."""
-    if rows is None or rows.dtype.hasobject:
-        return rows
-    return rows.tobytes()
+    message); with Python objects (HPO's outcome text), the bytes of the other fields and
+    a list per object field (unpickling the array itself: 18 us a row, this: 7)."""
+    if rows is None:
+        return None
+    if not rows.dtype.hasobject:
+        return rows.tobytes()
+    plain, objects = _split_fields(rows.dtype)
+    packed = np.empty(len(rows), dtype=plain)
+    for name in plain.names:
+        packed[name] = rows[name]
+    return packed.tobytes(), [rows[name].tolist() for name in objects]
 
 
 def unpack_rows(packed, dtype: np.dtype) -> np.ndarray | None:
-    if packed is None or isinstance(packed, np.ndarray):
-        return packed
-    return np.frombuffer(packed, dtype=dtype).copy()
+    if packed is None:
+        return None
+    if not dtype.hasobject:
+        return np.frombuffer(packed, dtype=dtype).copy()
+    plain, objects = _split_fields(dtype)
+    raw, columns = packed
+    rows = np.empty(len(raw) // plain.itemsize, dtype=dtype)
+    fields = np.frombuffer(raw, dtype=plain)
+    for name in plain.names:
+        rows[name] = fields[name]
+    for name, values in zip(objects, columns):
+        rows[name] = values
+    return rows
+
+
+@functools.lru_cache(maxsize=16)
+def _split_fields(dtype: np.dtype) -> tuple[np.dtype, tuple[str, ...]]:
+    """(the packed dtype of the fields without objects, the names of those with)."""
+    objects = tuple(n for n in dtype.names if dtype[n].hasobject)
+    return np.dtype([(n, dtype[n]) for n in dtype.names if n not in objects]), objects
 
 
 def concat_rows(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:

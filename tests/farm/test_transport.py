@@ -131,7 +131,11 @@ def test_rows_on_the_wire_and_concatenated():
     assert back.tobytes() == rows.tobytes() and back.flags.writeable
     parts = [schema.empty_rows(dtype, [i]) for i in range(50)]
     assert concat_rows(parts, dtype).tobytes() == np.concatenate(parts).tobytes()
-    hpo = np.dtype([("task_id", "<i8"), ("outcome", object)])
-    obj_rows = np.array([(1, "text")], dtype=hpo)
-    assert pack_rows(obj_rows) is obj_rows                 # objects travel pickled
-    assert concat_rows([obj_rows, obj_rows], hpo)["outcome"].tolist() == ["text", "text"]
+    hpo = np.dtype([("task_id", "<i8"), ("outcome", object), ("wall", "<f8")])
+    obj_rows = np.array([(1, "text", 0.5), (2, "", 1.5)], dtype=hpo)
+    raw, columns = pack_rows(obj_rows)     # objects travel as lists, the rest as bytes
+    assert isinstance(raw, bytes) and columns == [["text", ""]]
+    back = unpack_rows(pack_rows(obj_rows), hpo)
+    assert back.dtype == hpo and back.tolist() == obj_rows.tolist()
+    assert unpack_rows(pack_rows(obj_rows[:0]), hpo).shape == (0,)
+    assert concat_rows([obj_rows, obj_rows], hpo)["outcome"].tolist() == ["text", ""] * 2
