@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: 2 on bad usage, 0 for --help
+        uninstall_stop_handlers()
         return int(exc.code or 0)
     try:
         if getattr(args, "np", None) is not None:

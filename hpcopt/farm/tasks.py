@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, NamedTuple, Protocol, Sequence

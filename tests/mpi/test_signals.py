@@ -13,7 +13,8 @@ import numpy as np
 import psutil
 import pytest
 
-from hpctest import PY, RANKS, env, job_exit, kill_group, read_table, run, start, wait_for_rows, write_config
+from hpctest import (PY, RANKS, env, job_exit, kill_group, read_table, run, start, wait_for_rows,
+                     write_config)
 
 pytestmark = pytest.mark.mpi
 
