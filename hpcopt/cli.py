@@ -114,9 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         uninstall_stop_handlers()
         return int(exc.code or 0)
     try:
+        if not runs_a_campaign_here(args):
+            # nothing to checkpoint in this process (report, info, ...; under -n the ranks
+            # install their own): Ctrl-C and kill act as usual, one that came meanwhile now
+            uninstall_stop_handlers()
         if getattr(args, "np", None) is not None:
             from .launch import relaunch
-            uninstall_stop_handlers()       # the ranks under mpiexec install their own
             return relaunch(args.np, argv)
         return dispatch(args)
     except UsageError as exc:
@@ -130,12 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def runs_a_campaign_here(args) -> bool:
+    """A campaign (or the demo) in this process, not a relaunch under mpiexec."""
+    from .campaign.registry import commands
+    return getattr(args, "np", None) is None and (args.command in commands()
+                                                  or args.command == "demo")
+
+
 def dispatch(args) -> int:
     cmd = args.command
-    from .campaign.registry import commands
-    if cmd not in commands() and cmd != "demo":
-        # not a campaign (nothing to checkpoint): Ctrl-C and kill act as usual
-        uninstall_stop_handlers()
     if cmd == "info":
         from .info import run_info
         return run_info(args.json)
