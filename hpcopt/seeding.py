@@ -7,6 +7,7 @@ separates independent uses of the same ids (start points vs. exchange rounds...)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import numpy as np
@@ -25,6 +26,94 @@ def seed_sequence(seed: int, domain: int, index: int) -> np.random.SeedSequence:
     if seed < 0 or index < 0:
         raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
     return np.random.SeedSequence(seed, spawn_key=(domain, index))
+
+
+def seed_word(seed: int, *spawn_key: int) -> int:
+    """``int(SeedSequence(seed, spawn_key=spawn_key).generate_state(1)[0])``, exactly,
+    about ten times faster: the HPO coordinator derives two such seeds per trial.
+
+    The pool SeedSequence has mixed after `seed` and all but the last two key words
+    is cached, so only those two words are hashed per call (numpy's algorithm, with its
+    constants: numpy/random/bit_generator.pyx; tests/test_seeding.py compares it with
+    numpy). Python ints only (numpy integers would overflow here)."""
+    if seed < 0 or (spawn_key and min(spawn_key) < 0):     # numpy's own error
+        return int(np.random.SeedSequence(seed, spawn_key=spawn_key).generate_state(1)[0])
+    p0, p1, p2, p3, h = _mixed_prefix(seed, spawn_key[:-2])
+    for word in spawn_key[-2:]:
+        for w in (_words(word) if word > _M32 else (word,)):
+            # _mix_in unrolled: this loop is the whole per-call cost
+            v = ((w ^ h) * ((h * _MULT_A) & _M32)) & _M32
+            h = (h * _MULT_A) & _M32
+            x = (_MIX_L * p0 - _MIX_R * (v ^ (v >> _XSHIFT))) & _M32
+            p0 = x ^ (x >> _XSHIFT)
+            v = ((w ^ h) * ((h * _MULT_A) & _M32)) & _M32
+            h = (h * _MULT_A) & _M32
+            x = (_MIX_L * p1 - _MIX_R * (v ^ (v >> _XSHIFT))) & _M32
+            p1 = x ^ (x >> _XSHIFT)
+            v = ((w ^ h) * ((h * _MULT_A) & _M32)) & _M32
+            h = (h * _MULT_A) & _M32
+            x = (_MIX_L * p2 - _MIX_R * (v ^ (v >> _XSHIFT))) & _M32
+            p2 = x ^ (x >> _XSHIFT)
+            v = ((w ^ h) * ((h * _MULT_A) & _M32)) & _M32
+            h = (h * _MULT_A) & _M32
+            x = (_MIX_L * p3 - _MIX_R * (v ^ (v >> _XSHIFT))) & _M32
+            p3 = x ^ (x >> _XSHIFT)
+    value = ((p0 ^ _INIT_B) * _FIRST_B) & _M32        # generate_state(1): pool word 0
+    return value ^ (value >> _XSHIFT)
+
+
+# numpy's SeedSequence constants (a pool of 4 uint32 words)
+_M32, _XSHIFT = 0xFFFFFFFF, 16
+_INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+_MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
+_FIRST_B = (_INIT_B * _MULT_B) & _M32
+
+
+def _words(n: int) -> list[int]:
+    """An int as numpy coerces it: little-endian uint32 words, [0] for 0."""
+    out = [n & _M32]
+    n >>= 32
+    while n:
+        out.append(n & _M32)
+        n >>= 32
+    return out
+
+
+def _hashmix(value: int, h: int) -> tuple[int, int]:
+    value = (value ^ h) & _M32
+    h = (h * _MULT_A) & _M32
+    value = (value * h) & _M32
+    return value ^ (value >> _XSHIFT), h
+
+
+def _mix_in(pool: list[int], h: int, word: int) -> int:
+    """One entropy word beyond the pool's size mixed into every pool word."""
+    for i in range(4):
+        v, h = _hashmix(word, h)
+        x = (_MIX_L * pool[i] - _MIX_R * v) & _M32
+        pool[i] = x ^ (x >> _XSHIFT)
+    return h
+
+
+@functools.lru_cache(maxsize=64)
+def _mixed_prefix(seed: int, key_prefix: tuple[int, ...]) -> tuple[int, ...]:
+    """(the 4 pool words, the hash constant) after `seed` (padded to the pool: a spawn key follows) and
+    `key_prefix`."""
+    entropy = _words(seed)
+    entropy += [0] * (4 - len(entropy))
+    h, pool = _INIT_A, []
+    for w in entropy[:4]:
+        v, h = _hashmix(w, h)
+        pool.append(v)
+    for src in range(4):
+        for dst in range(4):
+            if src != dst:
+                v, h = _hashmix(pool[src], h)
+                x = (_MIX_L * pool[dst] - _MIX_R * v) & _M32
+                pool[dst] = x ^ (x >> _XSHIFT)
+    for w in entropy[4:] + [w for k in key_prefix for w in _words(k)]:
+        h = _mix_in(pool, h, w)
+    return (*pool, h)
 
 
 def task_rng(seed: int, task_id: int, domain: int = TASK) -> np.random.Generator:

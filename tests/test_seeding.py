@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hpcopt.seeding import REPLICA, TASK, RankAwareSeedGenerator, task_rng
+from hpcopt.seeding import REPLICA, TASK, RankAwareSeedGenerator, seed_word, task_rng
 
 
 def test_task_streams_depend_only_on_seed_and_id():
@@ -33,3 +33,27 @@ def test_rank_aware_rejects_rank_outside_world(rank):
 def test_negative_task_id_rejected():
     with pytest.raises(ValueError):
         task_rng(0, -1, TASK)
+
+
+def test_seed_word_is_numpys_seed_sequence_word_for_any_seed_and_key():
+    """The cached re-implementation against numpy itself: seeds and key words of one and
+    several 32-bit words, short and long keys, the same prefix with new tails (the cache)."""
+    rng = np.random.default_rng(2026)
+    cases = [(0, ()), (5, ()), (0, (0,)), (7, (2**32 - 1, 2**32)), (2**130 + 7, (1, 2)),
+             (3, (2**64, 0, 2**33)), (1, (0, 0, 0, 0, 0))]
+    for _ in range(2000):
+        seed = int(rng.choice([rng.integers(100), rng.integers(2**32), rng.integers(2**63)]))
+        key = tuple(int(rng.choice([rng.integers(10), rng.integers(2**32), rng.integers(2**40)]))
+                    for _ in range(int(rng.integers(0, 7))))
+        cases.append((seed, key))
+    cases += [(11, (1001, 0, 1, k, a)) for k in range(200) for a in (0, 3)]
+    for seed, key in cases:
+        expected = int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1)[0])
+        assert seed_word(seed, *key) == expected, (seed, key)
+
+
+def test_seed_word_refuses_negative_words_as_numpy_does():
+    with pytest.raises(ValueError):
+        seed_word(-1, 2)
+    with pytest.raises(ValueError):
+        seed_word(1, 2, -3)

@@ -120,7 +120,8 @@ class Coordinator:
             rows = unpack_rows(packed, self.dtype)
             if window and window[0]:
                 self.windows[src] = int(window[0])
-            elif self.options.prefetch and rows is not None and len(rows):
+            elif self.options.adaptive_prefetch and self.options.prefetch and rows is not None \
+                    and len(rows):
                 self.adapt_window(src, rows)
             self.take_rows(src, rows)
             if final:

@@ -255,8 +255,9 @@ class FarmOptions:
     max_retries: int = 0
     task_timeout: float | None = None   # seconds of wall time per task attempt
     result_interval: float = 0.2        # a worker sends finished rows at least this often
-    prefetch: bool = True               # keep a second chunk queued on each worker (not for HPO:
-                                        # a trial sent is a trial started, the sampler decides late)
+    prefetch: bool = True               # keep a second chunk queued on each worker (HPO: only
+                                        # for samplers that ignore the history, see run_trials)
+    adaptive_prefetch: bool = True      # prefetch grows to PREFETCH_SECONDS of short tasks
     hierarchy: str = "flat"             # "flat", "nodes" (a sub-coordinator per node) or "auto"
 
     @property

@@ -68,7 +68,8 @@ from ..errors import ConfigError, ResultFileError
 from ..mpi.runtime import request_stop
 from .config import HpoConfig, HpoSettings
 from .propose import checked_params, draw, draw_study
-from .samplers import DIRECT_SAMPLERS, REPLICA_SAMPLERS, draw_seed, make_pruner, make_sampler
+from .samplers import (DIRECT_SAMPLERS, HISTORY_FREE_SAMPLERS, REPLICA_SAMPLERS, draw_seed,
+                       make_pruner, make_sampler)
 from .samplers import reseed
 from .space import SearchSpace
 from .storage import (HOST, GroupCommitJournalStorage, StorageWriteError, describe, flush,
@@ -119,8 +120,14 @@ class HpoPolicy:
         self.result_file = result_file
         self._clock = clock
         self._start = clock()
+        # a history-free sampler loses nothing when a worker has its next trial queued
+        # behind the running one: it never waits for rank 0's answer (farm prefetch)
+        self.queues_ahead = (has_workers and not settings.deterministic
+                             and settings.max_concurrent is None
+                             and settings.sampler in HISTORY_FREE_SAMPLERS)
         self._window = settings.max_concurrent or (
-            DETERMINISTIC_WINDOW if settings.deterministic else max(1, n_workers))
+            DETERMINISTIC_WINDOW if settings.deterministic
+            else max(1, n_workers) * (2 if self.queues_ahead else 1))
         self._storage = storage if storage is not None else open_storage(settings.storage)
         if isinstance(self._storage, GroupCommitJournalStorage):
             self._storage.defer(True)

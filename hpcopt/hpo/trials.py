@@ -12,7 +12,7 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from ..seeding import TRIAL, seed_sequence
+from ..seeding import TRIAL, seed_word
 
 # report(step, value) -> True when the trial should stop (given to objectives).
 ReportFn = Callable[[int, float], bool]
@@ -22,7 +22,9 @@ STATES = ("complete", "pruned", "failed")
 
 def trial_seed(seed: int, number: int) -> int:
     """A 32-bit seed for trial `number`, independent of ranks and timing."""
-    return int(seed_sequence(seed, TRIAL, number).generate_state(1)[0])
+    if seed < 0 or number < 0:
+        raise ValueError(f"seed and number must be >= 0, got seed={seed}, number={number}")
+    return seed_word(int(seed), TRIAL, int(number))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from hpcopt.hpo.config import StorageSpec
 from hpcopt.hpo.objective import PythonRunner
 from hpcopt.toys.objectives import BRANIN_MIN, branin
 from hpcopt.hpo.policy import A_OVER, HpoPolicy
+from hpcopt.hpo.samplers import CachedRandomSampler
 from hpcopt.hpo.trials import TrialOutcome
 
 SAMPLERS = ["random", "tpe", "qmc", "gp", "cmaes"]
@@ -125,6 +126,41 @@ def test_max_concurrent_and_time_budget():
     policy.tell_result(TrialOutcome(b.number, "complete", 2.0))
     policy.tell_result(TrialOutcome(c.number, "pruned", None))
     assert policy.done and len(policy.study.trials) == 3
+
+
+@pytest.mark.parametrize("sampler, extra, in_flight", [
+    ("random", {}, 6), ("qmc", {}, 6),                    # history-free: one queued per worker
+    ("tpe", {}, 3),                                       # the history matters: one per worker
+    ("random", {"deterministic": True}, None),            # its own window (DETERMINISTIC_WINDOW)
+    ("random", {"max_concurrent": 2}, 2)])                # the user's limit, exactly
+def test_history_free_samplers_queue_one_trial_ahead_per_worker(sampler, extra, in_flight):
+    policy = HpoPolicy(settings(sampler=sampler, n_trials=50, **extra), space_from(BRANIN_SPACE),
+                       seed=0, n_workers=3, has_workers=True)
+    asked = []
+    while (spec := policy.ask()) is not None and len(asked) < 20:
+        asked.append(spec)
+    assert policy.queues_ahead == (in_flight == 6)
+    if in_flight is not None:
+        assert len(asked) == in_flight == policy.n_in_flight
+    alone = HpoPolicy(settings(sampler=sampler, n_trials=50, **extra), space_from(BRANIN_SPACE),
+                      seed=0, n_workers=1, has_workers=False)       # one rank: nothing queued
+    assert not alone.queues_ahead
+
+
+def test_the_random_sampler_draws_what_optunas_draws():
+    """CachedRandomSampler keeps each parameter's transform; the values stay Optuna's own."""
+    def objective(trial):
+        return (trial.suggest_float("x", -5, 5) + trial.suggest_float("lr", 1e-5, 1, log=True)
+                + trial.suggest_float("s", 0, 1, step=0.1) + trial.suggest_int("n", 1, 64, log=True)
+                + trial.suggest_int("k", 0, 30, step=3)
+                + len(trial.suggest_categorical("c", ["a", "bb", "ccc"])))
+
+    studies = []
+    for sampler in (CachedRandomSampler(seed=3), optuna.samplers.RandomSampler(seed=3)):
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(objective, n_trials=60)
+        studies.append([t.params for t in study.trials])
+    assert studies[0] == studies[1]
 
 
 def test_maximize_and_stop():

@@ -94,6 +94,9 @@ class PbtPolicy:
     """Coordinator-side PBT: ``ask() -> SegmentSpec | None``, ``tell_result(outcome) ->
     [SegmentRecord]``, ``report(...) -> False``, ``done``, ``best()``, ``close()``."""
 
+    #: a member's next segment depends on the population's results: never sent ahead
+    queues_ahead = False
+
     def __init__(self, settings: PbtSettings, space: SearchSpace, *, root: str | Path,
                  seed: int = 0, direction: str = "minimize", max_retries: int = 0,
                  timeout: float | None = None, max_concurrent: int | None = None,
