@@ -32,6 +32,21 @@ def test_report_mode_detects_the_signature():
             report_mode(bad)
 
 
+def test_an_objective_that_changes_its_params_leaves_the_trial_as_drawn():
+    """At one rank the spec is the coordinator's own (its record's params)."""
+    def greedy(params):
+        params["x"] = 99.0
+        params["layers"].append(4)
+        params["opts"]["lr"] = 1.0
+        params["pair"][1].append("z")
+        return 0.0
+
+    drawn = {"x": 1.0, "layers": [1, 2], "opts": {"lr": 0.1, "tags": ["a"]}, "pair": (1, ["y"])}
+    s = spec({"x": 1.0, "layers": [1, 2], "opts": {"lr": 0.1, "tags": ["a"]}, "pair": (1, ["y"])})
+    assert PythonRunner(greedy)(s).state == "complete"
+    assert s.params == drawn
+
+
 def _returning(result):
     return lambda params: result
 
