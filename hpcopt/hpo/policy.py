@@ -786,7 +786,7 @@ def _point_key(params: dict[str, Any]) -> tuple:
 
 def _counts(t: FrozenTrial) -> bool:
     """Does trial `t` use up one unit of the n_trials budget?"""
-    return not any(t.user_attrs.get(a) for a in _NOT_COUNTED)
+    return not any(map(t.user_attrs.get, _NOT_COUNTED))
 
 
 def _pid_alive(pid: Any) -> bool:
