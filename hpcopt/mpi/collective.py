@@ -21,8 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..partition import rank_range
-from ..temper.collective import Done, rows_per_rank
+from ..temper.collective import Done, block_sizes, rows_per_rank
 from .runtime import World, wait_all, wait_mode, wait_quietly
 
 #: quiet waits: the direct exchange costs 2 (W - 1) requests per rank and round
@@ -53,8 +52,7 @@ class MpiCollective:
     def __init__(self, world: World, n_replicas: int):
         self.world = world
         self.n_replicas = n_replicas
-        self.rows = [b - a for a, b in (rank_range(n_replicas, world.size, r)
-                                        for r in range(world.size))]
+        self.rows = block_sizes(n_replicas, world.size)
         self.comm = None
         if world.size > 1:
             world.barrier()                 # quietly: MPI_Comm_dup spins while it waits

@@ -44,15 +44,24 @@ class Collective(Protocol):
 
 
 def replicas_of_rank(n_replicas: int, world_size: int, rank: int) -> range:
-    """Contiguous block of replica ids of `rank` (even split, remainder to the first ranks)."""
-    return range(*rank_range(n_replicas, world_size, rank))
+    """Contiguous block of replica ids of `rank`: an even split, the remainder to the last
+    ranks (rank 0 also records rows, samples and checkpoints: it steps fewer replicas and
+    writes while the others still step theirs)."""
+    mirrored = world_size - 1 - rank
+    a, b = rank_range(n_replicas, world_size, mirrored)
+    return range(n_replicas - b, n_replicas - a)
+
+
+def block_sizes(n_replicas: int, world_size: int) -> list[int]:
+    """How many replicas each rank owns (replicas_of_rank)."""
+    return [len(replicas_of_rank(n_replicas, world_size, r)) for r in range(world_size)]
 
 
 def rows_per_rank(replica_ids: Sequence[int], n_replicas: int, world_size: int) -> list[int]:
     """How many of `replica_ids` each rank owns."""
     ids = np.asarray(replica_ids, dtype=np.int64)
-    return [int(np.count_nonzero((ids >= a) & (ids < b)))
-            for a, b in (rank_range(n_replicas, world_size, r) for r in range(world_size))]
+    blocks = (replicas_of_rank(n_replicas, world_size, r) for r in range(world_size))
+    return [int(np.count_nonzero((ids >= b.start) & (ids < b.stop))) for b in blocks]
 
 
 class Done:

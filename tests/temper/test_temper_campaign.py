@@ -10,6 +10,7 @@ from temper_helpers import config_from_toml, run_world
 from hpcopt.kernels import ising
 from hpcopt.temper import (ContinuousProblem, TemperCampaign, ThreadedWorld, make_problem,
                            replicas_of_rank)
+from hpcopt.temper.collective import block_sizes, rows_per_rank
 from hpcopt.temper.replica import Replica, rng_from_words, rng_to_words
 from hpcopt.temper.stats import energies_by_slot, round_trips_from_slots
 
@@ -171,12 +172,15 @@ def test_round_trip_counting():
     assert trips.mean_time()[0] == 4.0
 
 
-def test_partition_is_contiguous_and_even():
-    for n, w in [(5, 1), (5, 2), (5, 3), (7, 3), (6, 6)]:
+def test_partition_is_contiguous_and_even_and_rank_0_steps_the_fewest():
+    """Rank 0 also writes: with a remainder, the last ranks take the extra replicas."""
+    for n, w in [(5, 1), (5, 2), (5, 3), (7, 3), (6, 6), (4, 3), (9, 4)]:
         blocks = [replicas_of_rank(n, w, r) for r in range(w)]
         assert [i for b in blocks for i in b] == list(range(n))
         sizes = [len(b) for b in blocks]
-        assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+        assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes)
+        assert rows_per_rank(range(n), n, w) == sizes == block_sizes(n, w)
+    assert [len(replicas_of_rank(4, 3, r)) for r in range(3)] == [1, 1, 2]
 
 
 def test_threaded_world_reports_the_failing_rank_error():
