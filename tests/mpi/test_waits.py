@@ -115,9 +115,9 @@ SLOW = MPI.COMM_WORLD.Get_rank() == 0
 
 
 def energy(x):
-    """A bowl whose evaluation takes 10 ms on rank 0 (sleeping) and nothing elsewhere."""
+    """A bowl whose evaluation takes 20 ms on rank 0 (sleeping) and nothing elsewhere."""
     if SLOW:
-        time.sleep(0.01)
+        time.sleep(0.02)
     return float(x @ x)
 '''
 
@@ -140,8 +140,9 @@ path = "pt.h5"
 
 
 def cpu_share_of_waiting_ranks(tmp_path, wait: str) -> list[float]:
-    """Ranks 1 and 2 of a 3-rank tempering job wait ~0.2 s per round for rank 0: the part of
-    a core each uses over 20 rounds (start-up excluded)."""
+    """Ranks 1 and 2 of a 3-rank tempering job wait ~0.2 s per round for rank 0 (its one
+    replica of the four: 10 steps of 20 ms): the part of a core each uses over 20 rounds
+    (start-up excluded)."""
     tmp_path.mkdir(exist_ok=True)
     (tmp_path / "lazy_rank0.py").write_text(LAZY_RANK0)
     cfg = write_config(tmp_path / "pt.toml", IDLE.format(wait=wait))
