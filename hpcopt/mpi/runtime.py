@@ -38,7 +38,7 @@ from . import startup
 #: partner is probably about to answer (the first BACKOFF_PATIENCE seconds), then settle
 #: at BACKOFF_MAX for idle ranks.  Measured on 2 cores (bench temper_mpi): a 2 ms cap from
 #: the start cost 6.8 ms per collective round, a 0.2 ms one 0.8 ms, at ~0.06 ms of CPU.
-#: A sleep costs its rank 20-35 us of CPU in this VM, so the patience is what a waiting rank
+#: A sleep costs its rank about 23 us of CPU in this VM, so the patience is what a waiting rank
 #: pays most for: 50 ms of it left ranks waiting 0.2 s a round at 3.4-4.8 % of a core,
 #: 20 ms at 2.9-4.5 % (tests/mpi/test_waits.py), tempering rounds unchanged.
 BACKOFF_MIN = 20e-6
