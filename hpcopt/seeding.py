@@ -35,9 +35,9 @@ def seed_word(seed: int, *spawn_key: int) -> int:
     The pool that SeedSequence has mixed from `seed` and all but the last two key words is
     cached, so only those two words are hashed per call (numpy's algorithm and constants,
     numpy/random/bit_generator.pyx; tests/test_seeding.py compares the two). Python ints
-    only (numpy integers would overflow here)."""
-    if seed < 0 or (spawn_key and min(spawn_key) < 0):     # numpy's own error
-        return int(np.random.SeedSequence(seed, spawn_key=spawn_key).generate_state(1)[0])
+    only (numpy integers would overflow here); negative words are refused, as numpy does."""
+    if seed < 0 or (spawn_key and min(spawn_key) < 0):
+        raise ValueError(f"seed and key words must be >= 0, got seed={seed}, key={spawn_key}")
     *pool, h = _mixed_prefix(seed, spawn_key[:-2])
     for word in spawn_key[-2:]:
         for w in _words(word):

@@ -22,8 +22,6 @@ STATES = ("complete", "pruned", "failed")
 
 def trial_seed(seed: int, number: int) -> int:
     """A 32-bit seed for trial `number`, independent of ranks and timing."""
-    if seed < 0 or number < 0:
-        raise ValueError(f"seed and number must be >= 0, got seed={seed}, number={number}")
     return seed_word(int(seed), TRIAL, int(number))
 
 
