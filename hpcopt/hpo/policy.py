@@ -60,7 +60,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import optuna
 from optuna.samplers import RandomSampler
-from optuna.storages import BaseStorage, InMemoryStorage
+from optuna.storages import BaseStorage
 from optuna.study._tell import _tell_with_warning   # Study.tell minus a deep copy
 from optuna.trial import FrozenTrial, TrialState
 
@@ -72,8 +72,8 @@ from .samplers import (DIRECT_SAMPLERS, HISTORY_FREE_SAMPLERS, REPLICA_SAMPLERS,
                        make_pruner, make_sampler)
 from .samplers import reseed
 from .space import SearchSpace
-from .storage import (HOST, GroupCommitJournalStorage, StorageWriteError, describe, flush,
-                      open_storage, trials_from)
+from .storage import (HOST, GroupCommitJournalStorage, MemoryStorage, StorageWriteError,
+                      describe, flush, open_storage, trials_from)
 from .trials import TrialOutcome, TrialRecord, TrialSpec, trial_seed
 
 log = logging.getLogger(__name__)
@@ -266,15 +266,8 @@ class HpoPolicy:
         params, drawn_on = picked
         distributions = {n: self.space[n].distribution() for n in params}
         user_attrs = {**self._claim_attrs(), A_DRAWN: drawn_on}
-        if isinstance(storage, InMemoryStorage):
-            # its template path deep-copies the template (half the cost of a trial); one
-            # operation per value is free in memory (a database or journal: one write)
-            tid = storage.create_new_trial(self._sid)
-            for name, value in params.items():
-                dist = distributions[name]
-                storage.set_trial_param(tid, name, dist.to_internal_repr(value), dist)
-            for key, value in user_attrs.items():
-                storage.set_trial_user_attr(tid, key, value)
+        if isinstance(storage, MemoryStorage):
+            tid = storage.create_running_trial(self._sid, params, distributions, user_attrs)
         else:
             template = optuna.trial.create_trial(state=TrialState.RUNNING, params=params,
                                                  distributions=distributions,

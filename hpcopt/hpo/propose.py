@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..mpi.runtime import stop_requested
 from .config import HpoSettings
-from .samplers import make_sampler, reseed
+from .samplers import CachedRandomSampler, make_sampler, reseed
 from .space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,11 @@ def draw(view: optuna.Study, space: SearchSpace, seed: int) -> dict[str, Any]:
     """Optuna params (external values) of one new trial over `space`, drawn by
     ``view.sampler`` restarted at `seed`."""
     reseed(view.sampler, seed)
+    static = space.static_distributions()
+    if isinstance(view.sampler, CachedRandomSampler) and static is not None:
+        values = view.sampler.sample_all(static)     # history-free: no trial, no study
+        return {name: dist.to_external_repr(dist.to_internal_repr(values[name]))
+                for name, dist in static.items()}
     view._thread_local.cached_all_trials = None      # noqa: SLF001  (see the latest history)
     trial = _DrawTrial(view)
     space.suggest(trial)

@@ -142,6 +142,7 @@ class SearchSpace:
 
     params: tuple[Param, ...]
     _by_name: dict = field(default_factory=dict, compare=False, repr=False)
+    _static: dict = field(default_factory=dict, compare=False, repr=False)   # built once
 
     def __post_init__(self) -> None:
         self._by_name.update({p.name: p for p in self.params})
@@ -167,7 +168,10 @@ class SearchSpace:
         """
         if self.is_conditional:
             return None
-        return {p.name: d for p in self.params if (d := p.distribution()) is not None}
+        if not self._static:      # the policy asks for every trial of a random study
+            self._static.update((p.name, d) for p in self.params
+                                if (d := p.distribution()) is not None)
+        return dict(self._static)
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Suggest every active parameter on `trial`; return the real values (fixed included)."""

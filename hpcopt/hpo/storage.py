@@ -56,7 +56,7 @@ def open_storage(spec: StorageSpec, *, lock_grace: float = DEFAULT_GRACE,
     A journal is opened as a :class:`GroupCommitJournalStorage`; `read_only` gives a
     replica that refuses writes (workers that run the sampler on their own copy)."""
     if spec.kind == "memory":
-        return InMemoryStorage()
+        return MemoryStorage()
     if spec.kind == "rdb":
         # pool_pre_ping: cluster databases drop idle connections during long trials.
         return RDBStorage(spec.location, engine_kwargs={"pool_pre_ping": True})
@@ -65,6 +65,25 @@ def open_storage(spec: StorageSpec, *, lock_grace: float = DEFAULT_GRACE,
         path.parent.mkdir(parents=True, exist_ok=True)
     backend = SafeJournalFileBackend(str(path), lock_obj=LinkLock(str(path), grace=lock_grace))
     return GroupCommitJournalStorage(backend, read_only=read_only)
+
+
+class MemoryStorage(InMemoryStorage):
+    """Optuna's InMemoryStorage (``storage = "memory"``) with a trial created whole.
+
+    InMemoryStorage copies a trial on every write (readers hold the stored object
+    itself) and deep-copies a template trial; a trial created and then given its params
+    and attributes one by one was copied 15 times, a third of what a random study's
+    coordinator spends per trial."""
+
+    def create_running_trial(self, study_id: int, params: dict[str, Any],
+                             distributions: dict, user_attrs: dict[str, Any]) -> int:
+        """A new RUNNING trial holding `params` (external values) and `user_attrs`."""
+        with self._lock:   # reentrant: nobody reads the new trial before it is filled in
+            trial_id = self.create_new_trial(study_id)
+            trial = self.get_trial(trial_id)       # the stored object, not shared yet
+            trial.params, trial.distributions = dict(params), dict(distributions)
+            trial.user_attrs = dict(user_attrs)
+        return trial_id
 
 
 class LinkLock:

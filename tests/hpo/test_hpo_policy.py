@@ -11,7 +11,8 @@ from hpcopt.hpo.config import StorageSpec
 from hpcopt.hpo.objective import PythonRunner
 from hpcopt.toys.objectives import BRANIN_MIN, branin
 from hpcopt.hpo.policy import A_OVER, HpoPolicy
-from hpcopt.hpo.samplers import CachedRandomSampler
+from hpcopt.hpo.propose import draw
+from hpcopt.hpo.samplers import CachedRandomSampler, reseed
 from hpcopt.hpo.trials import TrialOutcome
 
 SAMPLERS = ["random", "tpe", "qmc", "gp", "cmaes"]
@@ -161,6 +162,33 @@ def test_the_random_sampler_draws_what_optunas_draws():
         study.optimize(objective, n_trials=60)
         studies.append([t.params for t in study.trials])
     assert studies[0] == studies[1]
+
+
+def test_a_joint_random_draw_gives_what_a_draw_parameter_by_parameter_gives():
+    """propose.draw takes every parameter of an unconditional random space in one call to
+    the random state; the values are those of suggesting them one by one (single-valued
+    parameters take no random number, fixed ones are not Optuna's)."""
+    from hpcopt.hpo.propose import _DrawTrial
+    space = space_from("""
+        x = { type = "uniform", low = -5.0, high = 5.0 }
+        lr = { type = "loguniform", low = 1e-5, high = 1.0 }
+        s = { type = "uniform", low = 0.0, high = 1.0, step = 0.1 }
+        one = { type = "categorical", choices = ["only"] }
+        n = { type = "int", low = 1, high = 64, log = true }
+        k = { type = "int", low = 0, high = 30, step = 3 }
+        c = { type = "categorical", choices = ["a", "bb", "ccc"] }
+        f = { type = "fixed", value = 3 }
+        y = { type = "uniform", low = 0.0, high = 1.0 }
+        """)
+    view = optuna.create_study(sampler=CachedRandomSampler(seed=0))
+    for seed in range(40):
+        joint = draw(view, space, seed)
+        reseed(view.sampler, seed)
+        one_by_one = _DrawTrial(view)
+        space.suggest(one_by_one)
+        assert joint == one_by_one.frozen.params and list(joint) == list(one_by_one.frozen.params)
+        assert joint["one"] == "only" and "f" not in joint
+    assert len({draw(view, space, seed)["y"] for seed in range(40)}) == 40
 
 
 def test_maximize_and_stop():

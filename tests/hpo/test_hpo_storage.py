@@ -5,6 +5,7 @@ import subprocess
 import time
 
 import optuna
+from optuna.trial import TrialState
 import pytest
 from hpo_helpers import BRANIN_SPACE, drive, settings, space_from
 
@@ -192,6 +193,41 @@ def test_open_storage_kinds(tmp_path, kind):
     storage = open_storage(spec)
     optuna.create_study(storage=storage).optimize(lambda t: 1.0, n_trials=1)
     assert (tmp_path / "x" / "j.journal").exists() == (kind == "journal")
+
+
+def test_a_memory_trial_created_whole_equals_one_written_value_by_value():
+    """MemoryStorage.create_running_trial stores what create_new_trial + set_trial_param +
+    set_trial_user_attr store, and the trial stays Optuna's to copy and finish."""
+    dists = {"x": optuna.distributions.FloatDistribution(-5, 5),
+             "n": optuna.distributions.IntDistribution(1, 64, log=True),
+             "c": optuna.distributions.CategoricalDistribution(["a", "b"])}
+    params = {"x": 1.25, "n": 7, "c": "b"}
+    attrs = {"owner": "o1", "drawn": "rank 0"}
+    trials = []
+    for whole in (True, False):
+        storage = open_storage(StorageSpec("memory", ""))
+        study = optuna.create_study(storage=storage)
+        sid = study._study_id
+        storage.create_new_trial(sid)                        # a trial before it
+        if whole:
+            tid = storage.create_running_trial(sid, params, dists, attrs)
+        else:
+            tid = storage.create_new_trial(sid)
+            for name, value in params.items():
+                storage.set_trial_param(tid, name, dists[name].to_internal_repr(value),
+                                        dists[name])
+            for key, value in attrs.items():
+                storage.set_trial_user_attr(tid, key, value)
+        before = storage.get_trial(tid)
+        storage.set_trial_user_attr(tid, "run", 1)            # copy-on-write, as Optuna's
+        study.tell(before.number, 2.0)
+        assert "run" not in before.user_attrs and before.state == TrialState.RUNNING
+        trials.append(storage.get_trial(tid))
+    whole, by_value = trials
+    for field in ("number", "params", "distributions", "user_attrs", "state", "value"):
+        assert getattr(whole, field) == getattr(by_value, field), field
+    assert whole.number == 1 and whole.value == 2.0
+    assert study.best_trial.number == 1
 
 
 # -- group commit and a journal that cannot be written ---------------------------------------
