@@ -167,7 +167,7 @@ def test_the_random_sampler_draws_what_optunas_draws():
 def test_a_joint_random_draw_gives_what_a_draw_parameter_by_parameter_gives():
     """propose.draw takes every parameter of an unconditional random space in one call to
     the random state; the values are those of suggesting them one by one (single-valued
-    parameters take no random number, fixed ones are not Optuna's)."""
+    parameters take no random number, fixed ones are not Optuna's), to the last bit."""
     from hpcopt.hpo.propose import _DrawTrial
     space = space_from("""
         x = { type = "uniform", low = -5.0, high = 5.0 }
@@ -179,9 +179,10 @@ def test_a_joint_random_draw_gives_what_a_draw_parameter_by_parameter_gives():
         c = { type = "categorical", choices = ["a", "bb", "ccc"] }
         f = { type = "fixed", value = 3 }
         y = { type = "uniform", low = 0.0, high = 1.0 }
+        big = { type = "uniform", low = -1e300, high = 1e300 }
         """)
     view = optuna.create_study(sampler=CachedRandomSampler(seed=0))
-    for seed in range(40):
+    for seed in range(200):
         joint = draw(view, space, seed)
         reseed(view.sampler, seed)
         one_by_one = _DrawTrial(view)
