@@ -230,7 +230,8 @@ class HpoPolicy:
                          seed=trial_seed(self.seed, number),
                          timeout=self.settings.trial_timeout,
                          propose_seed=(draw_seed(self.seed, self.stream, number, where=1)
-                                       if self.worker_sampling else None))
+                                       if self.worker_sampling else None),
+                         start_by=self._budget_end() if self.queues_ahead else None)
         self._trials[number], self._specs[number] = tid, spec
         self._running.add(number)
         self._asked.append(number)
@@ -404,6 +405,11 @@ class HpoPolicy:
     def _time_up(self) -> bool:
         budget = self.settings.time_budget
         return budget is not None and self._clock() - self._start >= budget
+
+    def _budget_end(self) -> float | None:
+        """The time budget's end as unix time (a worker's clock), or None."""
+        budget = self.settings.time_budget
+        return None if budget is None else time.time() + budget - (self._clock() - self._start)
 
     def _budget_open(self) -> bool:
         count, waiting = self._budget_count()

@@ -36,6 +36,8 @@ class TrialSpec:
     seed: int = 0                    # per-trial seed (see trial_seed)
     timeout: float | None = None     # wall-time limit in seconds
     propose_seed: int | None = None  # set: draw the next trial on the worker (propose.py)
+    start_by: float | None = None    # unix time: not started after it (the time budget's
+                                     # end, for a trial queued on its worker)
 
     def to_dict(self) -> dict:
         # shallow (asdict copies recursively, a tenth of rank 0's time per trial): the dict

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 import math
 
 import numpy as np
@@ -13,7 +14,7 @@ from hpcopt.toys.objectives import BRANIN_MIN, branin
 from hpcopt.hpo.policy import A_OVER, HpoPolicy
 from hpcopt.hpo.propose import draw
 from hpcopt.hpo.samplers import CachedRandomSampler, reseed
-from hpcopt.hpo.trials import TrialOutcome
+from hpcopt.hpo.trials import TrialOutcome, TrialSpec
 
 SAMPLERS = ["random", "tpe", "qmc", "gp", "cmaes"]
 
@@ -127,6 +128,51 @@ def test_max_concurrent_and_time_budget():
     policy.tell_result(TrialOutcome(b.number, "complete", 2.0))
     policy.tell_result(TrialOutcome(c.number, "pruned", None))
     assert policy.done and len(policy.study.trials) == 3
+
+
+def test_a_trial_queued_ahead_carries_the_time_budgets_end_and_is_re_queued_if_late(
+        tmp_path):
+    """A queued trial may wait on its worker past the budget: it carries the budget's end
+    (start_by) and its worker refuses it after that; the policy re-queues it unstarted."""
+    import time
+
+    from hpcopt.hpo.campaign import HpoEvaluator
+    from hpcopt.hpo.config import parse_hpo_config
+    from hpcopt.farm import Task
+    from hpcopt.tomlread import Table
+    import tomllib
+    now = [0.0]
+    policy = HpoPolicy(settings(n_trials=100, time_budget=10.0), space_from(BRANIN_SPACE),
+                       seed=0, n_workers=2, has_workers=True, clock=lambda: now[0])
+    first = policy.ask()
+    now[0] = 4.0
+    second = policy.ask()
+    assert first.start_by == pytest.approx(time.time() + 10.0, abs=0.5)
+    assert second.start_by == pytest.approx(time.time() + 6.0, abs=0.5)   # 4 s of budget used
+    for extra in ({}, {"time_budget": None}):            # not queued ahead / no budget
+        other = HpoPolicy(settings(n_trials=100, **{"time_budget": 10.0, **extra}),
+                          space_from(BRANIN_SPACE), seed=0, n_workers=2,
+                          has_workers=bool(extra))
+        assert other.ask().start_by is None
+    text = ('[hpo]\nsampler = "random"\n[objective]\n'
+            'function = "hpcopt.toys.objectives:branin"\n[space]\n' + BRANIN_SPACE)
+    hpo = parse_hpo_config(Table(tomllib.loads(text), "", "c.toml"), "c.toml", tmp_path,
+                           "c.h5")
+    evaluator = HpoEvaluator(hpo, "rank 1 on here")
+    late = TrialSpec(7, {"x1": 1.0, "x2": 2.0}, start_by=time.time() - 0.01)
+    status, values, _ = evaluator.evaluate(Task(7, payload=late.to_dict()), None)
+    refused = TrialOutcome.from_dict(json.loads(values["outcome"]))
+    assert refused.interrupted and refused.duration == 0.0 and "time budget" in refused.error
+    on_time = TrialSpec(7, {"x1": 1.0, "x2": 2.0}, start_by=time.time() + 60)
+    _, values, _ = evaluator.evaluate(Task(7, payload=on_time.to_dict()), None)
+    ran = TrialOutcome.from_dict(json.loads(values["outcome"]))
+    assert ran.state == "complete" and ran.value == pytest.approx(branin({"x1": 1.0, "x2": 2.0}))
+    policy.tell_result(TrialOutcome(second.number, "complete", 1.0))
+    policy.tell_result(replace(refused, number=first.number))    # no row, re-queued
+    assert policy.drain_records() == []
+    waiting = [t for t in policy.study.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert len(waiting) == 1
+    assert waiting[0].system_attrs["fixed_params"] == policy.study.trials[first.number].params
 
 
 @pytest.mark.parametrize("sampler, extra, in_flight", [

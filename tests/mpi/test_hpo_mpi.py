@@ -163,6 +163,23 @@ def test_resume_after_sigterm_repeats_no_point(tmp_path, sampler):
     assert len(set(rows["task_id"].tolist())) == len(rows)          # every trial once
 
 
+@pytest.mark.parametrize("n", RANKS)
+def test_no_trial_starts_after_the_time_budget(tmp_path, n):
+    """docs/hpo.md: after time_budget no new trial starts. A random study keeps a trial
+    queued behind each running one; that trial started after the budget (its worker ran
+    it when the one before ended, 2 s after the first trial here) until the trial carried
+    the budget's end. The budget starts before the first trial does, so a start within
+    1.6 s of the first one is no proof of a late start, one after it is."""
+    cfg = study(tmp_path, func="slow_quad", n=100, sampler="random", extra="time_budget = 1.6")
+    run(["hpo", cfg], n=n, check=True, HPOOBJ_SLEEP="1.0")
+    rows = rows_of(tmp_path)
+    started = rows["started"]
+    assert len(rows) >= 1 and (rows["status"] == 1).all()
+    assert started.max() - started.min() < 1.6, "a trial started after the time budget"
+    report = json.loads(run(["report", tmp_path / "study.h5", "--json"], check=True).stdout)
+    assert report["status"] == "complete" and report["n_ok"] == len(rows)
+
+
 ARRAY_STUDY = """
 [hpo]
 sampler = "random"
