@@ -120,7 +120,7 @@ class Coordinator:
             rows = unpack_rows(packed, self.dtype)
             if window and window[0]:
                 self.windows[src] = int(window[0])
-            elif self.options.adaptive_prefetch and self.options.prefetch and rows is not None \
+            elif self.options.prefetch and rows is not None \
                     and len(rows):
                 self.adapt_window(src, rows)
             self.take_rows(src, rows)
@@ -189,7 +189,8 @@ class Coordinator:
         if child in self.declared or (seen > 8 and seen % 64):
             return                          # measured often at first, then now and then
         per_task = max(float(rows["wall"].mean()), 1e-6)
-        want = min(MAX_PREFETCH, math.ceil(PREFETCH_SECONDS / per_task))
+        want = min(self.options.prefetch_limit or MAX_PREFETCH,
+                   math.ceil(PREFETCH_SECONDS / per_task))
         self.windows[child] = max(self.base_window, want)
 
     # -- tasks out, rows in -----------------------------------------------------------------

@@ -259,7 +259,8 @@ class FarmOptions:
     result_interval: float = 0.2        # a worker sends finished rows at least this often
     prefetch: bool = True               # keep a second chunk queued on each worker (HPO: only
                                         # for samplers that ignore the history, see run_trials)
-    adaptive_prefetch: bool = True      # prefetch grows to PREFETCH_SECONDS of short tasks
+    prefetch_limit: int | None = None   # prefetch grows to PREFETCH_SECONDS of short tasks,
+                                        # up to this many (None: MAX_PREFETCH)
     hierarchy: str = "flat"             # "flat", "nodes" (a sub-coordinator per node) or "auto"
 
     @property

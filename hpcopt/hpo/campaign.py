@@ -152,8 +152,9 @@ def run_hpo(session: Session) -> RunOutcome:
 
 def run_trials(session: Session, source, build):
     """Trials (or PBT segments) on the task farm, one per message and none queued ahead
-    (a trial sent is a trial started: the policy decides as late as it can), except one
-    per worker for samplers that ignore the history (policy.queues_ahead); rank 0 then
+    (a trial sent is a trial started: the policy decides as late as it can), except for
+    samplers that ignore the history (policy.queues_ahead): one or, with short trials, two
+    queued on each worker (policy.worker_window held at most); rank 0 then
     closes the policy (running trials re-queued) and writes the last rows. `build(worker)`
     makes a rank's evaluator."""
     world, plan = session.world, session.plan
@@ -161,7 +162,7 @@ def run_trials(session: Session, source, build):
     evaluator = make_evaluator(plan, world, build)
     ahead = world.is_root and source.policy.queues_ahead
     options = FarmOptions(chunk_size=1, max_retries=0, task_timeout=None, prefetch=ahead,
-                          adaptive_prefetch=False)
+                          prefetch_limit=source.policy.worker_window if ahead else None)
     stats = run_dynamic(world, source=source, evaluator=evaluator, dtype=OUTCOME_DTYPE,
                         options=options)
     if world.is_root:

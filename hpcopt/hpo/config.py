@@ -9,7 +9,7 @@
     n_trials = 100             # global: array tasks sharing the study stop together
     time_budget = 3600         # seconds, this run
     max_concurrent = 8         # trials in flight per coordinator (default: all workers; random
-                               # and qmc: twice, one queued on each)
+                               # and qmc: up to three times, queued on each)
     direction = "minimize"
     deterministic = false      # fixed batch order: same params for the same seed
     study_name = "study"       # default: the output file's stem

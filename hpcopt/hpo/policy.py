@@ -97,6 +97,10 @@ _MAX_ERROR = 4000
 #: trials in flight in deterministic mode when max_concurrent is not set: a constant, so
 #: that the trials do not depend on the number of ranks
 DETERMINISTIC_WINDOW = 8
+#: trials a worker holds at most (the running one and those queued behind it) with a
+#: history-free sampler: while its trials are short the farm queues more than one behind
+#: (farm prefetch, PREFETCH_SECONDS), so it never waits for rank 0 between them
+WORKER_WINDOW = 3
 #: draws of the sampler before a repeated point is replaced by a uniform random one
 MAX_REDRAWS = 12
 #: uniform random draws before a discrete space is enumerated to find what is left
@@ -125,9 +129,10 @@ class HpoPolicy:
         self.queues_ahead = (has_workers and not settings.deterministic
                              and settings.max_concurrent is None
                              and settings.sampler in HISTORY_FREE_SAMPLERS)
+        self.worker_window = WORKER_WINDOW if self.queues_ahead else 1
         self._window = settings.max_concurrent or (
             DETERMINISTIC_WINDOW if settings.deterministic
-            else max(1, n_workers) * (2 if self.queues_ahead else 1))
+            else max(1, n_workers) * self.worker_window)
         self._storage = storage if storage is not None else open_storage(settings.storage)
         if isinstance(self._storage, GroupCommitJournalStorage):
             self._storage.defer(True)

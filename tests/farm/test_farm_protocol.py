@@ -159,13 +159,14 @@ def test_prefetch_window_grows_for_short_tasks():
     assert max(n for _, n in run.tasks_sent) <= coordinator_module.MAX_PREFETCH
 
 
-def test_a_fixed_prefetch_keeps_one_task_queued_however_short_the_tasks():
-    """HPO with a history-free sampler: one trial queued behind the running one, never a
-    window grown to PREFETCH_SECONDS (that would ask hundreds of trials ahead)."""
-    run = run_farm(3, 400, options=FarmOptions(chunk_size=1, adaptive_prefetch=False))
+@pytest.mark.parametrize("limit", [2, 3])
+def test_a_prefetch_limit_bounds_the_window_however_short_the_tasks(limit):
+    """HPO with a history-free sampler: up to WORKER_WINDOW trials held by a worker, never
+    a window grown to PREFETCH_SECONDS (that would ask hundreds of trials ahead)."""
+    run = run_farm(3, 400, options=FarmOptions(chunk_size=1, prefetch_limit=limit))
     assert ids(run.rows) == list(range(400))
     assert [n for _, n in run.tasks_sent[:2]] == [2, 2]      # the first round: two each
-    assert max(n for _, n in run.tasks_sent) <= 2
+    assert max(n for _, n in run.tasks_sent) <= limit
 
 
 def test_work_starts_when_every_worker_is_ready():

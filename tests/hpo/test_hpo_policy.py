@@ -11,7 +11,7 @@ from hpcopt.errors import ResultFileError
 from hpcopt.hpo.config import StorageSpec
 from hpcopt.hpo.objective import PythonRunner
 from hpcopt.toys.objectives import BRANIN_MIN, branin
-from hpcopt.hpo.policy import A_OVER, HpoPolicy
+from hpcopt.hpo.policy import A_OVER, WORKER_WINDOW, HpoPolicy
 from hpcopt.hpo.propose import draw
 from hpcopt.hpo.samplers import CachedRandomSampler, reseed
 from hpcopt.hpo.trials import TrialOutcome, TrialSpec
@@ -176,17 +176,17 @@ def test_a_trial_queued_ahead_carries_the_time_budgets_end_and_is_re_queued_if_l
 
 
 @pytest.mark.parametrize("sampler, extra, in_flight", [
-    ("random", {}, 6), ("qmc", {}, 6),                    # history-free: one queued per worker
+    ("random", {}, 9), ("qmc", {}, 9),                    # history-free: WORKER_WINDOW each
     ("tpe", {}, 3),                                       # the history matters: one per worker
     ("random", {"deterministic": True}, None),            # its own window (DETERMINISTIC_WINDOW)
     ("random", {"max_concurrent": 2}, 2)])                # the user's limit, exactly
-def test_history_free_samplers_queue_one_trial_ahead_per_worker(sampler, extra, in_flight):
+def test_history_free_samplers_queue_trials_ahead_on_each_worker(sampler, extra, in_flight):
     policy = HpoPolicy(settings(sampler=sampler, n_trials=50, **extra), space_from(BRANIN_SPACE),
                        seed=0, n_workers=3, has_workers=True)
     asked = []
     while (spec := policy.ask()) is not None and len(asked) < 20:
         asked.append(spec)
-    assert policy.queues_ahead == (in_flight == 6)
+    assert policy.queues_ahead == (in_flight == 9) and WORKER_WINDOW == 3
     if in_flight is not None:
         assert len(asked) == in_flight == policy.n_in_flight
     alone = HpoPolicy(settings(sampler=sampler, n_trials=50, **extra), space_from(BRANIN_SPACE),
