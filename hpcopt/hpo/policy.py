@@ -165,6 +165,8 @@ class HpoPolicy:
         self._records: deque[TrialRecord] = deque()
         self._stopped: str | None = None
         self._frontier, self._prefix = 0, [0]             # budget count of finished trials
+        self._study_total = 0                             # trials seen by the last count
+        self._open_count = (-1, 0)                        # (trials, count) at _budget_open
         self._finished_counts: dict[int, bool] = {}
         self.heartbeat(force=True)                        # also reaps dead coordinators' trials
 
@@ -225,7 +227,7 @@ class HpoPolicy:
         tid, frozen = created
         number = frozen.number
         storage = self._storage
-        if self._counted_through(number) > self.settings.n_trials:
+        if not self._within_budget(number):
             storage.set_trial_user_attr(tid, A_OVER, True)   # a sibling coordinator was faster
             self.study.tell(number, state=TrialState.FAIL)
             return None
@@ -418,10 +420,17 @@ class HpoPolicy:
 
     def _budget_open(self) -> bool:
         count, waiting = self._budget_count()
+        self._open_count = (self._study_total, count)
         return waiting or count < self.settings.n_trials
 
-    def _counted_through(self, number: int) -> int:
-        return self._budget_count(number)[0]
+    def _within_budget(self, number: int) -> bool:
+        """Does new trial `number` fit the budget, counting the trials before it?"""
+        total, count = self._open_count
+        if number == total and count < self.settings.n_trials:
+            # the trial right after those _budget_open counted (no sibling's in between),
+            # which can only have stopped counting since (the marks are only ever added)
+            return True
+        return self._budget_count(number)[0] <= self.settings.n_trials
 
     def _budget_count(self, upto: int | None = None) -> tuple[int, bool]:
         """(trials using up the budget, numbered <= `upto`; any trial WAITING).
@@ -439,7 +448,7 @@ class HpoPolicy:
             k += 1
         self._frontier += k
         later = later[k:]
-        n_total = self._frontier + len(later)
+        n_total = self._study_total = self._frontier + len(later)
         stop = n_total if upto is None else min(n_total, upto + 1)
         if stop <= self._frontier:
             return self._prefix[stop], False

@@ -293,6 +293,27 @@ def test_global_budget_is_exact_when_two_coordinators_share_a_study():
     assert a.done and b.done and len(a.finished_records()) == 5
 
 
+def test_a_siblings_trial_between_the_budget_check_and_the_new_trial_is_counted():
+    """The policy counts again after creating its trial unless that trial came right after
+    the ones it had counted: a sibling's trial created in between takes the last unit."""
+    storage = optuna.storages.InMemoryStorage()
+    s = settings(n_trials=3)
+    space = space_from(BRANIN_SPACE)
+    a = HpoPolicy(s, space, seed=0, stream=0, storage=storage, n_workers=3)
+    b = HpoPolicy(s, space, seed=0, stream=1, storage=storage, resume=True, n_workers=3)
+    assert a.ask() and a.ask()                       # 2 of 3
+    create = b._new_trial
+
+    def sibling_first():
+        assert a.ask() is not None                   # after b counted 2, before b creates
+        return create()
+
+    b._new_trial = sibling_first
+    assert b.ask() is None
+    over = [t for t in b.study.trials if t.user_attrs.get(A_OVER)]
+    assert [t.number for t in over] == [3] and a.n_in_flight == 3 and b.n_in_flight == 0
+
+
 def test_an_existing_study_needs_resume(tmp_path):
     spec = StorageSpec("journal", str(tmp_path / "s.journal"))
     space = space_from(BRANIN_SPACE)
