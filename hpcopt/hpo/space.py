@@ -142,7 +142,6 @@ class SearchSpace:
 
     params: tuple[Param, ...]
     _by_name: dict = field(default_factory=dict, compare=False, repr=False)
-    _static: dict = field(default_factory=dict, compare=False, repr=False)   # built once
 
     def __post_init__(self) -> None:
         self._by_name.update({p.name: p for p in self.params})
@@ -168,10 +167,12 @@ class SearchSpace:
         """
         if self.is_conditional:
             return None
-        if not self._static:      # the policy asks for every trial of a random study
-            self._static.update((p.name, d) for p in self.params
-                                if (d := p.distribution()) is not None)
-        return dict(self._static)
+        cached = self.__dict__.get("_static_distributions")
+        if cached is None:        # the policy asks for every trial of a random study
+            cached = {p.name: d for p in self.params if (d := p.distribution()) is not None}
+            # a cache, not a field: fields are the campaign's config (resume compares them)
+            object.__setattr__(self, "_static_distributions", cached)
+        return dict(cached)
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Suggest every active parameter on `trial`; return the real values (fixed included)."""

@@ -80,6 +80,19 @@ def test_static_distributions_for_an_unconditional_space():
     assert space["a"].is_numeric and space["b"].is_numeric and space["c"].is_numeric
 
 
+def test_the_distributions_cache_is_not_part_of_the_campaigns_config():
+    """--resume compares the stored config with the file's field by field
+    (campaign.resume.plain): the cache of static_distributions must not show there (as a
+    dataclass field it refused every resume of a file written before it)."""
+    from hpcopt.campaign.resume import plain
+    space = space_from('a = [1, 2]\nb = { type = "loguniform", low = 1e-3, high = 1.0 }')
+    before = json.dumps(plain(space), sort_keys=True)
+    dists = space.static_distributions()
+    dists.clear()                                        # a copy: the cache stays whole
+    assert json.dumps(plain(space), sort_keys=True) == before
+    assert set(space.static_distributions()) == {"a", "b"}
+
+
 def _error(text: str) -> str:
     with pytest.raises(ConfigError) as info:
         parse_space(Table(tomllib.loads(text), "space", "study.toml"))
