@@ -203,12 +203,13 @@ class HpoEvaluator:
 
     def evaluate(self, task: Task, report) -> Outcome:
         spec = TrialSpec.from_dict(task.payload)
-        if spec.start_by is not None and time.time() >= spec.start_by:
+        now = time.time()
+        if spec.start_by is not None and now >= spec.start_by:
             # queued behind a trial that ended after the time budget: not started, so
             # re-queued in the study like a trial stopped by a signal
             outcome = TrialOutcome(spec.number, "failed", None,
                                    "not started: the time budget ended while it was queued",
-                                   time.time(), 0.0, self.worker, interrupted=True)
+                                   now, 0.0, self.worker, interrupted=True)
         else:
             outcome = self.runner(spec, report, worker=self.worker)
         status = STATUS_OF_STATE[outcome.state]

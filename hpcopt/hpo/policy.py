@@ -165,7 +165,6 @@ class HpoPolicy:
         self._records: deque[TrialRecord] = deque()
         self._stopped: str | None = None
         self._frontier, self._prefix = 0, [0]             # budget count of finished trials
-        self._study_total = 0                             # trials seen by the last count
         self._open_count = (-1, 0)                        # (trials, count) at _budget_open
         self._finished_counts: dict[int, bool] = {}
         self.heartbeat(force=True)                        # also reaps dead coordinators' trials
@@ -419,8 +418,8 @@ class HpoPolicy:
         return None if budget is None else time.time() + budget - (self._clock() - self._start)
 
     def _budget_open(self) -> bool:
-        count, waiting = self._budget_count()
-        self._open_count = (self._study_total, count)
+        count, waiting, total = self._budget_count()
+        self._open_count = (total, count)
         return waiting or count < self.settings.n_trials
 
     def _within_budget(self, number: int) -> bool:
@@ -432,8 +431,9 @@ class HpoPolicy:
             return True
         return self._budget_count(number)[0] <= self.settings.n_trials
 
-    def _budget_count(self, upto: int | None = None) -> tuple[int, bool]:
-        """(trials using up the budget, numbered <= `upto`; any trial WAITING).
+    def _budget_count(self, upto: int | None = None) -> tuple[int, bool, int]:
+        """(trials using up the budget, numbered <= `upto`; any trial WAITING; trials in
+        the study).
 
         Finished trials never change whether they count, so they are counted once: a
         prefix sum up to the first unfinished trial plus a cache after it. This keeps
@@ -448,10 +448,10 @@ class HpoPolicy:
             k += 1
         self._frontier += k
         later = later[k:]
-        n_total = self._study_total = self._frontier + len(later)
+        n_total = self._frontier + len(later)
         stop = n_total if upto is None else min(n_total, upto + 1)
         if stop <= self._frontier:
-            return self._prefix[stop], False
+            return self._prefix[stop], False, n_total
         count, waiting = self._prefix[self._frontier], False
         for t in later[:stop - self._frontier]:
             cached = self._finished_counts.get(t.number)
@@ -462,7 +462,7 @@ class HpoPolicy:
                 else:
                     waiting = waiting or t.state == TrialState.WAITING
             count += cached
-        return count, waiting
+        return count, waiting, n_total
 
     # -- reporting -------------------------------------------------------------------------
     def report(self, number: int, step: int, value: float) -> bool:

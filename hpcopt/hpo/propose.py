@@ -101,8 +101,9 @@ def draw(view: optuna.Study, space: SearchSpace, seed: int) -> dict[str, Any]:
     """Optuna params (external values) of one new trial over `space`, drawn by
     ``view.sampler`` restarted at `seed`."""
     reseed(view.sampler, seed)
-    static = space.static_distributions()
-    if isinstance(view.sampler, CachedRandomSampler) and static is not None:
+    static = (space.static_distributions() if isinstance(view.sampler, CachedRandomSampler)
+              else None)
+    if static is not None:
         values = view.sampler.sample_all(static)     # history-free: no trial, no study
         return {name: dist.to_external_repr(dist.to_internal_repr(values[name]))
                 for name, dist in static.items()}
