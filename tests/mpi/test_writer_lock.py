@@ -59,6 +59,15 @@ def check_complete(path, n_rows):
     np.testing.assert_allclose(rows["objective"], expected, rtol=1e-12)
 
 
+def _state_of(proc) -> str:
+    """The holder run's state, for a failure message: still running, or how it ended (a
+    refusal that did not come may mean the holder was gone already)."""
+    if proc.poll() is None:
+        return "the first run was still running"
+    out, err = proc.communicate(timeout=60)
+    return f"the first run had exited {proc.returncode}:\n{out}\n{err}"
+
+
 @pytest.mark.parametrize("n", RANKS)
 def test_second_run_onto_a_file_being_written_is_refused(tmp_path, n):
     cfg = write_config(tmp_path / "c.toml", CFG)
@@ -67,7 +76,8 @@ def test_second_run_onto_a_file_being_written_is_refused(tmp_path, n):
         wait_for_rows(tmp_path / "out.h5", "tasks", 1, timeout=120)
         for extra in (["--force"], ["--resume"]):
             second = run(["sweep", cfg, *extra], n=n, timeout=120, TESTOBJ_SLEEP="0")
-            assert second.returncode == 2, (extra, second.stdout, second.stderr)
+            assert second.returncode == 2, (extra, second.stdout, second.stderr,
+                                            _state_of(first))
             assert BUSY in second.stderr and "Traceback" not in second.stderr
             assert is_rank_of(holder_pid(second.stderr), first)
         assert first.poll() is None             # the refusals came while it still wrote
