@@ -43,7 +43,11 @@ def test_then_a_line_every_interval_and_none_after_close(lines, monkeypatch):
     p.close()
     status = lines()
     assert 2 <= len(status) <= 5, status
-    assert all(s.startswith("sweep: 3/10 done, ") and "best 2.5" in s for s in status)
+    # CI once stalled this thread past FIRST_LINE between Progress() and update(): the first
+    # line then shows the start, exactly, and only it may
+    start = [s for s in status[:1] if s == "sweep: 0/10 done, 0/s, best -, ETA ?"]
+    assert all(s.startswith("sweep: 3/10 done, ") and "best 2.5" in s
+               for s in status[len(start):]), status
     n = len(status)
     time.sleep(0.5)
     assert len(lines()) == n             # the thread has stopped
